@@ -1,0 +1,45 @@
+"""Named presets in configs/ (YAML) merged into a config dataclass, CLI options on top."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from stylenorm.errors import StylenormError
+
+T = TypeVar("T")
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def resolve_config(name_or_path: str) -> Path:
+    """A config is a YAML path, or the name of a preset in configs/ (without .yaml)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    preset = CONFIG_DIR / f"{name_or_path}.yaml"
+    if preset.is_file():
+        return preset
+    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))) or "none"
+    raise StylenormError(f"config {name_or_path!r} is neither a file nor a preset; presets: {known}")
+
+
+def build_config(cls: type[T], config: str | os.PathLike | None, overrides: dict[str, Any]) -> T:
+    """Defaults of `cls`, then the config file's values, then every override that is not None."""
+    values: dict[str, Any] = {}
+    if config is not None:
+        path = resolve_config(str(config))
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise StylenormError(f"config {path} must be a mapping of option: value")
+        values.update(loaded)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise StylenormError(f"unknown config option(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
+    return cls(**values)

@@ -1,0 +1,5 @@
+"""The one exception type the CLI turns into a one-line message and a non-zero exit."""
+
+
+class StylenormError(Exception):
+    """Bad input or a failed run, with a message that names the problem and the fix."""

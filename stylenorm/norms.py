@@ -1,0 +1,371 @@
+"""The normalization backend: every norm layer in stylenorm comes from here.
+
+A *spec* is a short string that names a normalization and carries its parameters:
+
+    bn       BatchNorm (batch statistics in training, running averages in eval;
+             synchronised across processes in distributed training)
+    ln       LayerNorm over (C, *spatial) of each sample, per-channel affine
+    in       InstanceNorm over the spatial axes of each channel of each sample
+    gn       GroupNorm with 32 groups, or the largest divisor of C below that
+    gnG      GroupNorm with exactly G groups (G must divide C); gn1 == ln, gnC == in
+    rms      RMSNorm over (C, *spatial): no re-centering, per-channel gain
+    prms     partial RMSNorm, RMS estimated from the first 6.25 % of each sample
+    prmsP    partial RMSNorm with P percent (e.g. prms25)
+    none     identity
+
+All layers take feature maps shaped (N, C, *spatial): (N, C), (N, C, L), (N, C, H, W), ...
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stylenorm.errors import StylenormError
+
+DEFAULT_GROUPS = 32
+DEFAULT_PRMS_PERCENT = 6.25
+
+SPEC_HELP = "bn, ln, in, gn, gnG (e.g. gn8), rms, prms, prmsP (e.g. prms25), none"
+
+
+class NormSpecError(StylenormError, ValueError):
+    """A norm spec that does not name a normalization, or does not fit the layer."""
+
+
+@dataclass(frozen=True)
+class NormSpec:
+    kind: str  # one of bn, ln, in, gn, rms, prms, none
+    groups: int | None = None  # gn: explicit group count, None = default rule
+    percent: float | None = None  # prms: share of each sample used for the RMS
+
+
+_SPEC_PATTERN = re.compile(r"^(bn|ln|in|none|rms|gn(\d+)?|prms(\d+(?:\.\d+)?)?)$")
+
+
+def parse_spec(spec: str) -> NormSpec:
+    """Parse a spec string, raising NormSpecError with the list of valid specs."""
+    text = spec.strip().lower() if isinstance(spec, str) else ""
+    match = _SPEC_PATTERN.match(text)
+    if not match:
+        raise NormSpecError(f"unknown norm spec {spec!r}; valid specs: {SPEC_HELP}")
+    if text.startswith("gn"):
+        groups = int(match.group(2)) if match.group(2) else None
+        if groups is not None and groups < 1:
+            raise NormSpecError(f"norm spec {spec!r}: the group count must be at least 1")
+        return NormSpec("gn", groups=groups)
+    if text.startswith("prms"):
+        percent = float(match.group(3)) if match.group(3) else DEFAULT_PRMS_PERCENT
+        if not 0 < percent <= 100:
+            raise NormSpecError(f"norm spec {spec!r}: the percentage must be in (0, 100]")
+        return NormSpec("prms", percent=percent)
+    return NormSpec(text)
+
+
+def default_groups(num_channels: int, max_groups: int = DEFAULT_GROUPS) -> int:
+    """The group count plain `gn` uses: max_groups, or its largest divisor of C below it."""
+    return max(g for g in range(1, min(max_groups, num_channels) + 1) if num_channels % g == 0)
+
+
+def _channel_shape(x: torch.Tensor) -> tuple[int, ...]:
+    """Shape that broadcasts a per-channel vector against x (N, C, *spatial)."""
+    return (1, x.shape[1]) + (1,) * (x.dim() - 2)
+
+
+def _check_feature_map(x: torch.Tensor, num_channels: int, name: str) -> None:
+    if x.dim() < 2 or x.shape[1] != num_channels:
+        raise ValueError(
+            f"{name} expects input shaped (N, {num_channels}, *spatial), got {tuple(x.shape)}"
+        )
+
+
+class _PerChannelAffine(nn.Module):
+    """Holds the optional per-channel gain/bias shared by LN, RMS and pRMS."""
+
+    def __init__(self, num_channels: int, affine: bool, bias: bool = True) -> None:
+        super().__init__()
+        self.num_channels = num_channels
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_channels))
+            self.bias = nn.Parameter(torch.zeros(num_channels)) if bias else None
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def _affine(self, y: torch.Tensor) -> torch.Tensor:
+        if self.weight is not None:
+            y = y * self.weight.view(_channel_shape(y))
+        if self.bias is not None:
+            y = y + self.bias.view(_channel_shape(y))
+        return y
+
+
+class BatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm for (N, C, *spatial) that synchronises statistics across processes.
+
+    Single-process it is torch's batch_norm. In distributed training on CPU
+    (gloo), where torch.nn.SyncBatchNorm refuses to run, the per-channel sums are
+    reduced with torch.distributed's differentiable all-reduce, so every process
+    normalises with the statistics of the concatenated batch and gradients flow
+    through them. On GPUs `stylenorm.training` swaps these layers for
+    torch.nn.SyncBatchNorm, whose CUDA kernels do the same job faster (it accepts
+    any subclass of _BatchNorm).
+    """
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        _check_feature_map(x, self.num_features, "BatchNorm")
+
+    def _needs_sync(self) -> bool:
+        import torch.distributed as dist
+
+        return self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        use_batch_stats = self.training or not self.track_running_stats
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+        momentum = self.momentum
+        if momentum is None:  # cumulative moving average, as in torch
+            momentum = 1.0 / float(self.num_batches_tracked)
+        if use_batch_stats and self._needs_sync():
+            return self._synced_forward(x, momentum)
+        if use_batch_stats:
+            _require_several_values(x.numel() // x.shape[1], x.shape)
+        return F.batch_norm(
+            x,
+            self.running_mean if not self.training or self.track_running_stats else None,
+            self.running_var if not self.training or self.track_running_stats else None,
+            self.weight,
+            self.bias,
+            use_batch_stats,
+            momentum,
+            self.eps,
+        )
+
+    def _synced_forward(self, x: torch.Tensor, momentum: float) -> torch.Tensor:
+        import torch.distributed.nn.functional as dist_fn
+        from torch.distributed import ReduceOp
+
+        dims = [0] + list(range(2, x.dim()))
+        local_count = x.numel() // x.shape[1]
+        count = dist_fn.all_reduce(
+            torch.tensor([float(local_count)], device=x.device), op=ReduceOp.SUM
+        ).item()
+        _require_several_values(int(count), x.shape)
+        # Two passes (mean, then centred squares) keep the variance exact where
+        # E[x^2] - E[x]^2 would cancel catastrophically.
+        mean = dist_fn.all_reduce(x.sum(dims), op=ReduceOp.SUM) / count
+        centred = x - mean.view(_channel_shape(x))
+        var = dist_fn.all_reduce(centred.pow(2).sum(dims), op=ReduceOp.SUM) / count
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), momentum)
+                unbiased = var.detach() * (count / (count - 1))
+                self.running_var.lerp_(unbiased.to(self.running_var.dtype), momentum)
+        y = centred * torch.rsqrt(var + self.eps).view(_channel_shape(x))
+        if self.weight is not None:
+            y = y * self.weight.view(_channel_shape(x)) + self.bias.view(_channel_shape(x))
+        return y
+
+
+def _require_several_values(values_per_channel: int, shape: torch.Size) -> None:
+    if values_per_channel <= 1:
+        raise ValueError(
+            f"BatchNorm ('bn') in training needs more than one value per channel, but input "
+            f"{tuple(shape)} has one; use a batch size of at least 2 or a batch-independent "
+            f"norm (gn, ln, in, rms)"
+        )
+
+
+class LayerNorm(_PerChannelAffine):
+    """Normalises each sample over (C, *spatial), then applies a per-channel affine."""
+
+    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
+        super().__init__(num_channels, affine)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_feature_map(x, self.num_channels, "LayerNorm")
+        return self._affine(F.layer_norm(x, x.shape[1:], eps=self.eps))
+
+    def extra_repr(self) -> str:
+        return f"{self.num_channels}, eps={self.eps}, affine={self.weight is not None}"
+
+
+class InstanceNorm(nn.modules.instancenorm._InstanceNorm):
+    """InstanceNorm over the spatial axes of each channel of each sample, affine by default."""
+
+    def __init__(
+        self,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        momentum: float = 0.1,
+        track_running_stats: bool = False,
+    ) -> None:
+        super().__init__(num_channels, eps, momentum, affine, track_running_stats)
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 3:
+            raise ValueError(
+                f"InstanceNorm ('in') needs spatial axes, input shaped (N, C, *spatial); got "
+                f"{tuple(x.shape)}; use ln or rms for (N, C) features"
+            )
+        _check_feature_map(x, self.num_features, "InstanceNorm")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        return F.instance_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            self.training or not self.track_running_stats,
+            self.momentum if self.momentum is not None else 0.0,
+            self.eps,
+        )
+
+
+class GroupNorm(nn.GroupNorm):
+    """torch's GroupNorm, checked against (N, C, *spatial) with a readable error."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_feature_map(x, self.num_channels, "GroupNorm")
+        return super().forward(x)
+
+
+class RMSNorm(_PerChannelAffine):
+    """RMSNorm over (C, *spatial) of each sample: no re-centering, learnable gain.
+
+    With `percent` below 100 it is partial RMSNorm (Zhang & Sennrich 2019): the RMS
+    is estimated from the first ceil(percent/100 * n) elements of each sample.
+    """
+
+    def __init__(
+        self,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        bias: bool = False,
+        percent: float = 100.0,
+    ) -> None:
+        super().__init__(num_channels, affine, bias)
+        self.eps = eps
+        self.percent = percent
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_feature_map(x, self.num_channels, "RMSNorm")
+        if self.percent >= 100:
+            y = F.rms_norm(x, x.shape[1:], eps=self.eps)
+        else:
+            flat = x.flatten(1)
+            k = math.ceil(self.percent / 100 * flat.shape[1])
+            ms = flat[:, :k].pow(2).mean(dim=1)
+            y = x * torch.rsqrt(ms + self.eps).view((-1,) + (1,) * (x.dim() - 1))
+        return self._affine(y)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_channels}, eps={self.eps}, percent={self.percent}"
+
+
+def make_norm(
+    spec: str,
+    num_channels: int,
+    *,
+    eps: float = 1e-5,
+    affine: bool = True,
+    momentum: float = 0.1,
+    track_running_stats: bool = False,
+    bias: bool = False,
+) -> nn.Module:
+    """Return the normalization layer that `spec` names for `num_channels` channels.
+
+    eps and affine apply to every spec; momentum to bn and in; track_running_stats
+    to in (bn always tracks them); bias adds a learnable shift to rms/prms.
+    """
+    parsed = parse_spec(spec)
+    if num_channels < 1:
+        raise NormSpecError(f"norm {spec!r} needs at least one channel, got {num_channels}")
+    if parsed.kind == "bn":
+        return BatchNorm(num_channels, eps=eps, momentum=momentum, affine=affine)
+    if parsed.kind == "ln":
+        return LayerNorm(num_channels, eps=eps, affine=affine)
+    if parsed.kind == "in":
+        return InstanceNorm(
+            num_channels, eps=eps, affine=affine, momentum=momentum,
+            track_running_stats=track_running_stats,
+        )
+    if parsed.kind == "gn":
+        groups = parsed.groups or default_groups(num_channels)
+        if num_channels % groups:
+            raise NormSpecError(
+                f"norm spec {spec!r}: {groups} groups do not divide {num_channels} channels; "
+                f"pick a G that divides {num_channels}, or plain 'gn' to choose one"
+            )
+        return GroupNorm(groups, num_channels, eps=eps, affine=affine)
+    if parsed.kind == "rms":
+        return RMSNorm(num_channels, eps=eps, affine=affine, bias=bias)
+    if parsed.kind == "prms":
+        return RMSNorm(num_channels, eps=eps, affine=affine, bias=bias, percent=parsed.percent)
+    return nn.Identity()
+
+
+class FiLM(nn.Module):
+    """Normalise, then modulate with a conditioning vector: y = norm(x) * (1 + scale) + shift.
+
+    The projection from the conditioning vector is zero-initialised, so a new
+    block starts as plain normalization (the identity modulation), as in
+    diffusers' `scale_shift` ResNet blocks and improved-diffusion.
+    """
+
+    def __init__(self, spec: str, num_channels: int, cond_dim: int, **norm_options) -> None:
+        super().__init__()
+        self.norm = make_norm(spec, num_channels, **norm_options)
+        self.proj = nn.Linear(cond_dim, 2 * num_channels)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.proj(cond).chunk(2, dim=1)
+        shape = scale.shape + (1,) * (x.dim() - 2)
+        return self.norm(x) * (1 + scale.view(shape)) + shift.view(shape)
+
+
+class ConditionalNorm(nn.Module):
+    """A norm whose affine parameters are chosen per sample from a table of styles.
+
+    With spec "in" this is conditional instance normalization (Dumoulin et al.
+    2017): one network holds several styles and each style owns only its γ/β.
+    `style` is either a LongTensor of style indices (N,) or a float tensor of
+    mixing weights (N, num_styles); weights blend styles by mixing their γ/β.
+    """
+
+    def __init__(self, spec: str, num_channels: int, num_styles: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        if num_styles < 1:
+            raise ValueError(f"ConditionalNorm needs at least one style, got {num_styles}")
+        self.norm = make_norm(spec, num_channels, eps=eps, affine=False)
+        self.num_styles = num_styles
+        self.weight = nn.Parameter(torch.ones(num_styles, num_channels))
+        self.bias = nn.Parameter(torch.zeros(num_styles, num_channels))
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        if style.dtype in (torch.int64, torch.int32):
+            gamma, beta = self.weight[style], self.bias[style]
+        else:
+            mix = style.to(self.weight.dtype)
+            gamma, beta = mix @ self.weight, mix @ self.bias
+        shape = gamma.shape + (1,) * (x.dim() - 2)
+        return self.norm(x) * gamma.view(shape).to(x.dtype) + beta.view(shape).to(x.dtype)
+
+
+def group_counts(model: nn.Module) -> dict[str, int]:
+    """The number of groups each GroupNorm layer of a model got (for model cards)."""
+    return {name: m.num_groups for name, m in model.named_modules() if isinstance(m, nn.GroupNorm)}
