@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,10 @@ SPEC_HELP = "bn, ln, in, gn, gnG (e.g. gn8), rms, prms, prmsP (e.g. prms25), non
 
 class NormSpecError(StylenormError, ValueError):
     """A norm spec that does not name a normalization, or does not fit the layer."""
+
+
+class NormInputError(StylenormError, ValueError):
+    """An input a norm cannot normalise (wrong shape, one value per channel for bn)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ def _channel_shape(x: torch.Tensor) -> tuple[int, ...]:
 
 def _check_feature_map(x: torch.Tensor, num_channels: int, name: str) -> None:
     if x.dim() < 2 or x.shape[1] != num_channels:
-        raise ValueError(
+        raise NormInputError(
             f"{name} expects input shaped (N, {num_channels}, *spatial), got {tuple(x.shape)}"
         )
 
@@ -176,7 +181,7 @@ class BatchNorm(nn.modules.batchnorm._BatchNorm):
 
 def _require_several_values(values_per_channel: int, shape: torch.Size) -> None:
     if values_per_channel <= 1:
-        raise ValueError(
+        raise NormInputError(
             f"BatchNorm ('bn') in training needs more than one value per channel, but input "
             f"{tuple(shape)} has one; use a batch size of at least 2 or a batch-independent "
             f"norm (gn, ln, in, rms)"
@@ -213,7 +218,7 @@ class InstanceNorm(nn.modules.instancenorm._InstanceNorm):
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() < 3:
-            raise ValueError(
+            raise NormInputError(
                 f"InstanceNorm ('in') needs spatial axes, input shaped (N, C, *spatial); got "
                 f"{tuple(x.shape)}; use ln or rms for (N, C) features"
             )
@@ -266,7 +271,8 @@ class RMSNorm(_PerChannelAffine):
             y = F.rms_norm(x, x.shape[1:], eps=self.eps)
         else:
             flat = x.flatten(1)
-            k = math.ceil(self.percent / 100 * flat.shape[1])
+            # Exact arithmetic: in floats 7 / 100 * 100 is 7.000000000000001, whose ceil is 8.
+            k = math.ceil(Fraction(str(self.percent)) * flat.shape[1] / 100)
             ms = flat[:, :k].pow(2).mean(dim=1)
             y = x * torch.rsqrt(ms + self.eps).view((-1,) + (1,) * (x.dim() - 1))
         return self._affine(y)
@@ -318,24 +324,39 @@ def make_norm(
 
 
 class FiLM(nn.Module):
-    """Normalise, then modulate with a conditioning vector: y = norm(x) * (1 + scale) + shift.
+    """Normalise, then modulate with a conditioning vector: y = act(norm(x) * (1 + scale) + shift).
 
     The projection from the conditioning vector is zero-initialised, so a new
     block starts as plain normalization (the identity modulation), as in
-    diffusers' `scale_shift` ResNet blocks and improved-diffusion.
+    diffusers' `scale_shift` ResNet blocks and improved-diffusion. With a
+    GroupNorm spec and act="silu" the three steps run as one fused operation
+    (`stylenorm.kernels.group_norm_film_silu`) unless `fused=False`.
     """
 
-    def __init__(self, spec: str, num_channels: int, cond_dim: int, **norm_options) -> None:
+    def __init__(self, spec: str, num_channels: int, cond_dim: int, act: str | None = None,
+                 fused: bool = True, **norm_options) -> None:
         super().__init__()
+        if act not in (None, "silu"):
+            raise NormSpecError(f"FiLM activation {act!r} is not supported; use None or 'silu'")
         self.norm = make_norm(spec, num_channels, **norm_options)
+        self.act = act
+        self.fused = fused
         self.proj = nn.Linear(cond_dim, 2 * num_channels)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         scale, shift = self.proj(cond).chunk(2, dim=1)
+        if self.fused and self.act == "silu" and isinstance(self.norm, nn.GroupNorm) and x.dim() > 2:
+            from stylenorm.kernels import group_norm_film_silu
+
+            return group_norm_film_silu(
+                x, self.norm.num_groups, self.norm.weight, self.norm.bias,
+                scale.to(x.dtype), shift.to(x.dtype), self.norm.eps,
+            )
         shape = scale.shape + (1,) * (x.dim() - 2)
-        return self.norm(x) * (1 + scale.view(shape)) + shift.view(shape)
+        y = self.norm(x) * (1 + scale.view(shape)) + shift.view(shape)
+        return F.silu(y) if self.act == "silu" else y
 
 
 class ConditionalNorm(nn.Module):
