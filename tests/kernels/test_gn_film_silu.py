@@ -113,3 +113,16 @@ def test_triton_kernel_arithmetic_under_interpreter():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")
+
+
+def test_bench_fused_quick_writes_table(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    out = tmp_path / "fused.md"
+    result = CliRunner().invoke(app, ["bench", "fused", "--quick", "--repeats", "1", "--device", "cpu", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    for row in ("eager composition", "| fused |", "copy (reference)"):
+        assert row in text
