@@ -133,15 +133,17 @@ class BatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
         use_batch_stats = self.training or not self.track_running_stats
+        synced = use_batch_stats and self._needs_sync()
+        if use_batch_stats and not synced:
+            # Checked before counting the batch, so a refused batch leaves the layer as it was.
+            _require_several_values(x.numel() // x.shape[1], x.shape)
         if self.training and self.track_running_stats:
             self.num_batches_tracked.add_(1)
         momentum = self.momentum
         if momentum is None:  # cumulative moving average, as in torch
             momentum = 1.0 / float(self.num_batches_tracked)
-        if use_batch_stats and self._needs_sync():
+        if synced:
             return self._synced_forward(x, momentum)
-        if use_batch_stats:
-            _require_several_values(x.numel() // x.shape[1], x.shape)
         return F.batch_norm(
             x,
             self.running_mean if not self.training or self.track_running_stats else None,
@@ -197,7 +199,10 @@ class LayerNorm(_PerChannelAffine):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_feature_map(x, self.num_channels, "LayerNorm")
-        return self._affine(F.layer_norm(x, x.shape[1:], eps=self.eps))
+        # GroupNorm with one group is exactly this LN (per-channel γ/β) in one fused kernel;
+        # layer_norm plus a separate affine was 2-4x slower (docs/bench/norms_cpu.md). The
+        # ATen op, unlike F.group_norm, also accepts one value per sample (N, 1).
+        return torch.group_norm(x, 1, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.num_channels}, eps={self.eps}, affine={self.weight is not None}"

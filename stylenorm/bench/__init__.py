@@ -1,0 +1,1 @@
+"""Benchmarks behind `stylenorm bench …`: each writes a markdown table through `common`."""
