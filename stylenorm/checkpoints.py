@@ -46,6 +46,10 @@ def save_model(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], car
 
 def _looks_like_pickle(head: bytes) -> bool:
     # torch.save writes a zip archive (PK) or, in the legacy format, a raw pickle (0x80).
+    # A safetensors file starts with its 8-byte header length, whose first byte can be
+    # anything (0x80 included), then the JSON header's "{": that rules a pickle out.
+    if head[8:9] == b"{":
+        return False
     return head.startswith(b"PK") or head[:1] == b"\x80"
 
 

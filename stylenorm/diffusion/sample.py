@@ -1,0 +1,154 @@
+"""Load a trained diffusion model and draw samples: grids and one PNG per sample."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from stylenorm.atomic import atomic_directory, atomic_output
+from stylenorm.checkpoints import WeightsError, load_into, load_model, shipped_weights
+from stylenorm.diffusion.schedule import Diffusion, guided_denoiser
+from stylenorm.diffusion.unet import UNet, UNetConfig
+from stylenorm.errors import StylenormError
+
+DEFAULT_MODEL = "mnist"
+
+
+@dataclass
+class LoadedModel:
+    model: UNet
+    diffusion: Diffusion
+    card: dict[str, Any]
+
+
+def diffusion_from_card(card: dict[str, Any]) -> Diffusion:
+    d = card.get("diffusion", {})
+    return Diffusion(d.get("schedule", "cosine"), int(d.get("num_steps", 1000)), d.get("prediction", "eps"),
+                     d.get("min_snr_gamma"))
+
+
+def load_diffusion_model(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    """A shipped model name (e.g. 'mnist'), a .safetensors path, or None for the shipped MNIST model."""
+    path = Path(weights) if weights is not None else shipped_weights(DEFAULT_MODEL)
+    if weights is not None and not path.exists() and shipped_weights(str(weights)).is_file():
+        path = shipped_weights(str(weights))
+    if path.is_dir() and (path / "model.safetensors").is_file():  # a training run directory
+        path = path / "model.safetensors"
+    tensors, card = load_model(path)
+    if "unet" not in card:
+        raise WeightsError(
+            f"{path} is not a stylenorm diffusion model (its card has no 'unet' section); pass weights "
+            "written by `stylenorm diffusion train`"
+        )
+    model = UNet(UNetConfig.from_dict(card["unet"]))
+    load_into(model, tensors, path)
+    return LoadedModel(model.to(device).eval(), diffusion_from_card(card), card)
+
+
+def parse_labels(text: str | None, num_samples: int, num_classes: int) -> torch.Tensor | None:
+    """'3' or '0,1,2' (cycled to num_samples); None = cycle through all classes."""
+    if num_classes == 0:
+        if text:
+            raise StylenormError("this model is unconditional and takes no --labels; leave the option out")
+        return None
+    if not text:
+        values = list(range(num_classes))
+    else:
+        try:
+            values = [int(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise StylenormError(f"--labels {text!r} must be comma-separated integers, e.g. 0,1,2") from None
+        bad = [v for v in values if not 0 <= v < num_classes]
+        if not values or bad:
+            raise StylenormError(f"--labels {text!r}: labels must lie in 0..{num_classes - 1} for this model")
+    return torch.tensor([values[i % len(values)] for i in range(num_samples)], dtype=torch.long)
+
+
+@torch.no_grad()
+def generate(loaded: LoadedModel, num_samples: int = 64, sampler: str = "ddim", steps: int | None = 50,
+             labels: torch.Tensor | None = None, guidance: float = 2.0, eta: float = 0.0, seed: int = 0,
+             batch_size: int = 256, progress: bool = False) -> torch.Tensor:
+    """Samples in [-1, 1], shaped (num_samples, C, H, W)."""
+    if num_samples < 1:
+        raise StylenormError(f"--num-samples must be at least 1, got {num_samples}")
+    if sampler not in ("ddpm", "ddim"):
+        raise StylenormError(f"unknown sampler {sampler!r}; use ddpm or ddim")
+    cfg = loaded.model.config
+    device = next(loaded.model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for start in range(0, num_samples, batch_size):
+        n = min(batch_size, num_samples - start)
+        batch_labels = labels[start:start + n].to(device) if labels is not None else None
+        denoise = guided_denoiser(loaded.model, batch_labels, guidance, cfg.num_classes)
+        shape = (n, cfg.in_channels, cfg.image_size, cfg.image_size)
+        if sampler == "ddpm":
+            out.append(loaded.diffusion.ddpm_sample(denoise, shape, generator, device=device, progress=progress))
+        else:
+            out.append(loaded.diffusion.ddim_sample(denoise, shape, generator, steps=steps or 50, eta=eta,
+                                                    device=device, progress=progress))
+    return torch.cat(out).clamp(-1, 1).cpu()
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] -> (N, H, W[, C]) uint8."""
+    arr = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return arr[..., 0] if arr.shape[-1] == 1 else arr
+
+
+def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
+    arr = to_uint8(images)
+    n, h, w = arr.shape[:3]
+    nrow = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / nrow)
+    shape = (rows * (h + pad) + pad, nrow * (w + pad) + pad) + arr.shape[3:]
+    grid = np.zeros(shape, dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = arr[i]
+    return grid
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None, scale: int = 1) -> Path:
+    from PIL import Image
+
+    img = Image.fromarray(make_grid(images, nrow))
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    with atomic_output(path) as tmp:
+        img.save(tmp)
+    return Path(path)
+
+
+def _is_folder_output(output: str | os.PathLike) -> bool:
+    return str(output).endswith(("/", os.sep)) or Path(output).is_dir()
+
+
+def check_output(output: str | os.PathLike) -> None:
+    """Refuse an output that is neither an image file nor a folder."""
+    if not _is_folder_output(output) and Path(output).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        raise StylenormError(f"output {output} is neither an image file (.png) nor a folder (end it with /); fix -o")
+
+
+def save_samples(images: torch.Tensor, output: str | os.PathLike, nrow: int | None = None) -> Path:
+    """-o grid.png writes one grid; -o DIR/ (or an existing folder) one PNG per sample plus grid.png."""
+    from PIL import Image
+
+    check_output(output)
+    path = Path(output)
+    if _is_folder_output(output):
+        # A new folder appears whole; an existing one gets each file atomically.
+        with atomic_directory(path) if not path.exists() else contextlib.nullcontext(path) as tmp:
+            for i, arr in enumerate(to_uint8(images)):
+                with atomic_output(tmp / f"sample_{i:04d}.png") as f:
+                    Image.fromarray(arr).save(f)
+            save_grid(images, tmp / "grid.png", nrow)
+        return path
+    return save_grid(images, path, nrow)

@@ -1,0 +1,118 @@
+"""The diffusion process: closed-form noising, targets, losses, samplers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from stylenorm.diffusion.schedule import Diffusion, guided_denoiser, make_betas
+from stylenorm.errors import StylenormError
+
+from diffusion_testlib import tiny_unet
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_betas_are_valid_and_noise_grows(kind: str) -> None:
+    betas = make_betas(kind, 200)
+    assert betas.shape == (200,) and bool((betas > 0).all()) and bool((betas < 1).all())
+    abar = torch.cumprod(1 - betas, 0)
+    assert abar[0] > 0.99 and abar[-1] < 0.01 and bool((abar[1:] < abar[:-1]).all())
+
+
+def test_unknown_schedule_and_prediction_are_clear_errors() -> None:
+    with pytest.raises(StylenormError, match="linear"):
+        make_betas("quadratic", 10)
+    with pytest.raises(StylenormError, match="eps"):
+        Diffusion(prediction="x0")
+
+
+def test_q_sample_matches_the_product_of_single_steps() -> None:
+    diffusion = Diffusion("linear", 100)
+    x0, noise = torch.randn(3, 1, 4, 4), torch.randn(3, 1, 4, 4)
+    t = torch.tensor([0, 37, 99])
+    out = diffusion.q_sample(x0, t, noise)
+    for i, step in enumerate(t.tolist()):
+        abar = math.prod(1 - b for b in diffusion.betas[: step + 1].tolist())
+        expected = math.sqrt(abar) * x0[i] + math.sqrt(1 - abar) * noise[i]
+        torch.testing.assert_close(out[i], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_closed_form_matches_running_the_markov_chain() -> None:
+    # Iterating x_t = sqrt(1-β_t) x_{t-1} + sqrt(β_t) ε gives mean sqrt(ᾱ_t) x0 and variance 1-ᾱ_t.
+    diffusion = Diffusion("cosine", 40)
+    generator = torch.Generator().manual_seed(0)
+    x0 = torch.full((20000,), 0.7)
+    x = x0.clone()
+    for beta in diffusion.betas[:25].tolist():
+        x = math.sqrt(1 - beta) * x + math.sqrt(beta) * torch.randn(x.shape, generator=generator)
+    abar = diffusion.alphas_cumprod[24].item()
+    assert abs(x.mean().item() - math.sqrt(abar) * 0.7) < 0.02
+    assert abs(x.var().item() - (1 - abar)) < 0.03
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_a_perfect_prediction_recovers_x0_and_has_zero_loss(prediction: str) -> None:
+    diffusion = Diffusion("cosine", 100, prediction, min_snr_gamma=5.0)
+    x0 = torch.rand(4, 1, 6, 6) * 2 - 1
+    noise, t = torch.randn(4, 1, 6, 6), torch.tensor([0, 10, 50, 99])
+    x_t = diffusion.q_sample(x0, t, noise)
+    target = diffusion.target(x0, t, noise)
+    x0_hat, eps_hat = diffusion.split_prediction(target, x_t, t)
+    torch.testing.assert_close(x0_hat, x0, atol=1e-3, rtol=1e-3)
+    assert diffusion.loss(target, x0, t, noise).item() < 1e-10
+    assert diffusion.loss(torch.zeros_like(target), x0, t, noise).item() > 0
+
+
+def test_min_snr_weighting_down_weights_easy_steps() -> None:
+    plain, weighted = Diffusion("cosine", 100), Diffusion("cosine", 100, min_snr_gamma=1.0)
+    x0, noise = torch.randn(1, 1, 4, 4), torch.randn(1, 1, 4, 4)
+    out, t = torch.zeros(1, 1, 4, 4), torch.tensor([0])  # t=0: SNR ≫ γ
+    assert weighted.loss(out, x0, t, noise) < 0.1 * plain.loss(out, x0, t, noise)
+
+
+def _model():
+    torch.manual_seed(0)
+    model = tiny_unet().eval()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    return model
+
+
+def test_ddim_with_eta_zero_is_deterministic() -> None:
+    diffusion, model = Diffusion("cosine", 50), _model()
+    denoise = guided_denoiser(model, torch.tensor([1, 2]), 2.0, 10)
+    runs = []
+    for _ in range(2):
+        generator = torch.Generator().manual_seed(7)
+        runs.append(diffusion.ddim_sample(denoise, (2, 1, 8, 8), generator, steps=10, eta=0.0))
+        # eta = 0 draws only the starting noise: the generator is where one randn leaves it
+        after = generator.get_state()
+        reference = torch.Generator().manual_seed(7)
+        torch.randn((2, 1, 8, 8), generator=reference)
+        assert torch.equal(after, reference.get_state())
+    assert torch.equal(runs[0], runs[1])
+    stochastic = diffusion.ddim_sample(denoise, (2, 1, 8, 8), torch.Generator().manual_seed(7), steps=10, eta=1.0)
+    assert not torch.allclose(stochastic, runs[0])
+
+
+def test_ddim_step_counts_and_ddpm_shapes() -> None:
+    diffusion, model = Diffusion("linear", 20), _model()
+    denoise = guided_denoiser(model, None, 1.0, 10)
+    assert diffusion.ddim_timesteps(5)[0] == 19 and diffusion.ddim_timesteps(5)[-1] == 0
+    assert len(diffusion.ddim_timesteps(20)) == 20
+    with pytest.raises(StylenormError, match="between 1 and 20"):
+        diffusion.ddim_timesteps(21)
+    out = diffusion.ddpm_sample(denoise, (2, 1, 8, 8), torch.Generator().manual_seed(0))
+    assert out.shape == (2, 1, 8, 8) and torch.isfinite(out).all()
+
+
+def test_guidance_one_is_plain_conditional_and_guidance_extrapolates() -> None:
+    model = _model()
+    x, t, labels = torch.randn(2, 1, 8, 8), torch.tensor([3, 3]), torch.tensor([4, 5])
+    cond = model(x, t, labels)
+    uncond = model(x, t, None)
+    torch.testing.assert_close(guided_denoiser(model, labels, 1.0, 10)(x, t), cond)
+    torch.testing.assert_close(guided_denoiser(model, labels, 3.0, 10)(x, t), uncond + 3.0 * (cond - uncond),
+                               atol=1e-5, rtol=1e-5)
