@@ -48,6 +48,222 @@ def bench_norms(
     run_norm_benchmark(output=output, device=device, repeats=repeats, quick=quick)
 
 
+# ---- style
+@app.command("train-style")
+def train_style_cmd(
+    style: Optional[list[Path]] = typer.Option(None, "--style", help="Style image (repeat for a multi-style network)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder of content photos."),
+    name: Optional[str] = typer.Option(None, help="Model name: weights/<name>.safetensors by default."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Weights file to write."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Checkpoints and previews (default runs/style/<name>)."),
+    config: Optional[str] = typer.Option(None, "--config", help="Preset in configs/ or a YAML file."),
+    norm: Optional[str] = typer.Option(None, help="Norm spec (in, gn, bn, ln, rms, ...)."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="Square training crop size."),
+    style_size: Optional[int] = typer.Option(None, "--style-size", help="Longest side of the style images."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Photos per style per step."),
+    steps: Optional[int] = typer.Option(None, help="Optimizer steps."),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate."),
+    content_weight: Optional[float] = typer.Option(None, "--content-weight"),
+    style_weight: Optional[float] = typer.Option(None, "--style-weight"),
+    tv_weight: Optional[float] = typer.Option(None, "--tv-weight"),
+    vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="Local VGG16 file (torchvision or caffe format)."),
+    vgg_format: Optional[str] = typer.Option(None, "--vgg-format", help="auto, caffe or torchvision."),
+    mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision", help="no, bf16 or fp16 (GPU)."),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Gradient accumulation steps."),
+    seed: Optional[int] = typer.Option(None),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
+    preview_every: Optional[int] = typer.Option(None, "--preview-every"),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch."),
+    cpu: Optional[bool] = typer.Option(None, "--cpu", help="Train on CPU even when a GPU is present."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Run directory or checkpoint to continue."),
+) -> None:
+    """Train a style network (several --style images make one multi-style network)."""
+    from stylenorm.config import build_config
+    from stylenorm.style.train import StyleTrainConfig, train_style
+
+    overrides = dict(
+        styles=[str(s) for s in style] if style else None, data=str(data) if data else None, name=name,
+        output=str(output) if output else None, run_dir=str(run_dir) if run_dir else None, norm=norm,
+        image_size=image_size, style_size=style_size, batch_size=batch_size, steps=steps, lr=lr,
+        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+        vgg_weights=str(vgg_weights) if vgg_weights else None, vgg_format=vgg_format,
+        mixed_precision=mixed_precision, grad_accum=grad_accum, seed=seed, checkpoint_every=checkpoint_every,
+        preview_every=preview_every, threads=threads, cpu=cpu, resume=str(resume) if resume else None,
+    )
+    cfg = build_config(StyleTrainConfig, config, overrides)
+    path = train_style(cfg)
+    typer.echo(f"wrote {path}")
+
+@app.command("stylize")
+def stylize_cmd(
+    inputs: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
+    style: Optional[str] = typer.Option(None, "--style", "-s", help="Shipped style NAME, a weights PATH, or a blend a:0.7,b:0.3."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Multi-style weights file whose styles --style names."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (one input) or folder."),
+    max_size: Optional[int] = typer.Option(None, "--max-size", help="Shrink so the longest side is at most this."),
+    strength: float = typer.Option(1.0, "--strength", help="1 = full style, 0 = the original photo."),
+    preserve_color: bool = typer.Option(False, "--preserve-color", help="Keep the photo's colours, transfer only luminance."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    tile_size: Optional[int] = typer.Option(None, "--tile-size", help="Process in tiles of this size (default: automatic for large photos; 0 never)."),
+    max_pixels: int = typer.Option(100_000_000, "--max-pixels", help="Refuse larger images (decompression-bomb guard); 0 = no limit."),
+) -> None:
+    """Stylize photos; writes <name>_<style>.<ext> beside each input by default."""
+    from stylenorm.style.stylize import resolve_style, stylize_many
+
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise StylenormError(f"--device {device} asked for a GPU but torch sees none; use --device cpu")
+    choice = resolve_style(style, weights, device)
+    failures = stylize_many(
+        choice, inputs, output, report=lambda line: typer.echo(line, err=line.startswith("error")),
+        max_size=max_size, strength=strength, preserve_color=preserve_color, max_pixels=max_pixels,
+        tile_size=tile_size, progress=True,
+    )
+    if failures:
+        raise StylenormError(f"{failures} of the inputs failed (see above); the others were written")
+
+
+@app.command("styles")
+def styles_cmd() -> None:
+    """List the shipped styles (use the name with stylize --style NAME)."""
+    from stylenorm.style.stylize import DEFAULT_WEIGHTS, list_shipped_styles
+
+    rows = list_shipped_styles()
+    if not rows:
+        raise StylenormError("no shipped styles found in weights/; reinstall stylenorm")
+    for name, path, card in rows:
+        default = " (default)" if path.stem == DEFAULT_WEIGHTS and name == (card.get("default_style") or card["styles"][0]) else ""
+        typer.echo(f"{name}{default}\t{path.name}\t{card.get('steps', '?')} steps, {card.get('image_size', '?')} px crops")
+# ---- end style
+
+
+# ---- diffusion
+diffusion_app = typer.Typer(help="Diffusion U-Net (GroupNorm + FiLM): train and sample.", no_args_is_help=True)
+app.add_typer(diffusion_app, name="diffusion")
+
+
+@diffusion_app.command("train")
+def diffusion_train(
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="Preset in configs/ (e.g. diffusion_mnist) or a YAML file."),
+    resume: Optional[Path] = typer.Option(None, help="Run directory or checkpoint to continue exactly."),
+    data: Optional[str] = typer.Option(None, help="mnist5k (bundled), mnist, fashion-mnist, cifar10, or a folder of images."),
+    data_cache: Optional[str] = typer.Option(None, help="Download folder for torchvision datasets."),
+    image_size: Optional[int] = typer.Option(None, help="Model resolution; images are resized and center-cropped."),
+    channels: Optional[int] = typer.Option(None, help="1 (grey) or 3 (RGB)."),
+    holdout: Optional[int] = typer.Option(None, help="Images set aside for the held-out loss."),
+    base_channels: Optional[int] = typer.Option(None, help="Width of the first level."),
+    channel_mults: Optional[str] = typer.Option(None, help="Width multipliers per level, e.g. 1,2,2."),
+    num_res_blocks: Optional[int] = typer.Option(None, help="Residual blocks per level."),
+    attention_resolutions: Optional[str] = typer.Option(None, help="Feature-map sizes with self-attention, e.g. 7,14."),
+    num_heads: Optional[int] = typer.Option(None, help="Attention heads."),
+    dropout: Optional[float] = typer.Option(None, help="Dropout in residual blocks."),
+    norm: Optional[str] = typer.Option(None, help="Norm spec for every layer: gn (default), gn8, ln, in, bn, rms, prms, none."),
+    class_conditional: Optional[bool] = typer.Option(None, "--class-conditional/--unconditional", help="Use the dataset labels."),
+    cond_drop_prob: Optional[float] = typer.Option(None, help="Share of labels dropped to the null label (for guidance)."),
+    schedule: Optional[str] = typer.Option(None, help="Beta schedule: cosine or linear."),
+    diffusion_steps: Optional[int] = typer.Option(None, help="Diffusion steps T."),
+    prediction: Optional[str] = typer.Option(None, help="eps or v."),
+    min_snr_gamma: Optional[float] = typer.Option(None, help="Min-SNR loss weighting gamma (e.g. 5); off by default."),
+    steps: Optional[int] = typer.Option(None, help="Optimizer steps."),
+    batch_size: Optional[int] = typer.Option(None, help="Images per process and micro-batch."),
+    gradient_accumulation_steps: Optional[int] = typer.Option(None, help="Micro-batches per optimizer step."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate (AdamW)."),
+    warmup_steps: Optional[int] = typer.Option(None, help="Linear learning-rate warm-up."),
+    grad_clip: Optional[float] = typer.Option(None, help="Gradient-norm clip (0 = off)."),
+    ema_decay: Optional[float] = typer.Option(None, help="EMA decay of the weights used for sampling."),
+    mixed_precision: Optional[str] = typer.Option(None, help="no, fp16 (GPU) or bf16."),
+    cpu: Optional[bool] = typer.Option(None, "--cpu", help="Train on CPU even when a GPU is present."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    seed: Optional[int] = typer.Option(None, help="Seed for initialisation, data order and noise."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Run directory (checkpoints, samples, model)."),
+    eval_every: Optional[int] = typer.Option(None, help="Held-out loss every N steps."),
+    sample_every: Optional[int] = typer.Option(None, help="Sample grid PNG every N steps."),
+    checkpoint_every: Optional[int] = typer.Option(None, help="Checkpoint every N steps."),
+    keep_checkpoints: Optional[int] = typer.Option(None, help="Checkpoints kept on disk."),
+) -> None:
+    """Train the diffusion U-Net (DDPM) and write <output-dir>/model.safetensors (EMA weights + card)."""
+    overrides = {k: v for k, v in locals().items() if k not in ("config", "resume")}
+    from stylenorm.config import build_config
+    from stylenorm.diffusion.train import DiffusionTrainConfig, resume_config, train
+
+    if resume is not None and config is None:
+        cfg = resume_config(resume, overrides)  # continue with the options the run was started with
+    else:
+        cfg = build_config(DiffusionTrainConfig, config, overrides)
+    final = train(cfg, resume=resume)
+    typer.echo(f"model written to {final}")
+
+
+@diffusion_app.command("sample")
+def diffusion_sample(
+    # A str, not a Path: Path would drop the trailing slash that asks for a folder.
+    output: str = typer.Option("samples.png", "-o", "--output", help="grid.png, or DIR/ for one PNG per sample plus grid.png."),
+    weights: Optional[str] = typer.Option(None, help="Model .safetensors, a run directory, or a shipped name; default: the shipped MNIST model."),
+    num_samples: int = typer.Option(64, "--num-samples", "-n", help="How many images."),
+    sampler: str = typer.Option("ddim", help="ddim or ddpm."),
+    steps: int = typer.Option(50, help="DDIM steps (DDPM always uses every training step)."),
+    eta: float = typer.Option(0.0, help="DDIM noise: 0 = deterministic, 1 = DDPM-like."),
+    labels: Optional[str] = typer.Option(None, help="Class labels, e.g. 7 or 0,1,2 (cycled); default: all classes in turn."),
+    guidance: float = typer.Option(2.0, help="Classifier-free guidance scale (1 = none)."),
+    seed: int = typer.Option(0, help="Seed of the sampling noise."),
+    nrow: Optional[int] = typer.Option(None, help="Images per grid row (default: square grid)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+) -> None:
+    """Draw samples from a trained diffusion model (works offline with the shipped MNIST model)."""
+    from stylenorm.diffusion.sample import check_output, generate, load_diffusion_model, parse_labels, save_samples
+
+    check_output(output)  # before minutes of sampling, not after
+    if device.startswith("cuda") and not __import__("torch").cuda.is_available():
+        raise StylenormError("--device cuda was asked for but no GPU is visible; use --device cpu")
+    loaded = load_diffusion_model(weights, device)
+    label_tensor = parse_labels(labels, num_samples, loaded.model.config.num_classes)
+    images = generate(loaded, num_samples, sampler, steps, label_tensor, guidance, eta, seed, progress=True)
+    if nrow is None and label_tensor is not None and labels is None and num_samples % loaded.model.config.num_classes == 0:
+        nrow = loaded.model.config.num_classes  # one class per column
+    typer.echo(f"wrote {save_samples(images, output, nrow)}")
+
+
+@diffusion_app.command("export")
+def diffusion_export(
+    checkpoint: Path = typer.Argument(..., help="Run directory or checkpoint directory."),
+    output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.safetensors; the .json card goes beside it)."),
+    half: bool = typer.Option(False, help="Store float16 weights (half the size)."),
+) -> None:
+    """Write the EMA weights of a training checkpoint as a model with its card (e.g. into weights/)."""
+    from stylenorm.diffusion.train import export_checkpoint
+
+    typer.echo(f"model written to {export_checkpoint(checkpoint, output, half)}")
+
+
+@bench_app.command("diffusion")
+def bench_diffusion(
+    output: Path = typer.Option(Path("results/bench_diffusion.md"), "-o", "--output", help="Markdown table to write."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda; default: cpu, and cuda too when present."),
+    quick: bool = typer.Option(False, help="Tiny model and few repeats (a smoke run)."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+) -> None:
+    """Training images/s and DDIM-50 sampling time (64 samples): our U-Net vs diffusers.UNet2DModel."""
+    from stylenorm.bench.diffusion import run_diffusion_benchmark
+
+    run_diffusion_benchmark(output=output, device=device, quick=quick, threads=threads)
+
+
+@bench_app.command("fused")
+def bench_fused(
+    output: Path = typer.Option(Path("results/bench_fused.md"), "-o", "--output", help="Markdown table to write."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda; default: cpu, and cuda too when present."),
+    repeats: int = typer.Option(20, help="Timed repetitions per measurement (median is reported)."),
+    compile: bool = typer.Option(True, "--compile/--no-compile", help="Also time torch.compile of the composition."),
+    quick: bool = typer.Option(False, help="Small shapes and few repeats (a smoke run)."),
+) -> None:
+    """Time the fused GroupNorm+FiLM+SiLU against its eager composition and torch.compile."""
+    from stylenorm.bench.fused import run_fused_benchmark
+
+    run_fused_benchmark(output=output, device=device, repeats=repeats, quick=quick, compile=compile)
+
+
 def main() -> None:
     try:
         app()
