@@ -85,6 +85,8 @@ def run_fused_benchmark(output: Path, device: str | None, repeats: int, quick: b
                 ])
             rows.append([dev.type, _label(shape, dtype, channels_last), "copy (reference)", f"{copy_ms:.3f}",
                          f"{copy_gbs:.1f}", "100 %", "", ""])
+    for dev in devices:
+        rows.extend(_unet_rows(dev, repeats, quick))
     return write_report(
         output, "Fused GroupNorm + FiLM + SiLU",
         ["device", "input", "implementation", "fwd ms", "fwd GB/s", "% of copy", "fwd+bwd ms",
@@ -92,10 +94,39 @@ def run_fused_benchmark(output: Path, device: str | None, repeats: int, quick: b
         rows, devices=devices,
         notes=[f"silu(group_norm(x, {GROUPS}) * (1 + scale) + shift), scale/shift per (sample, channel). "
                "GB/s counts one read of x and one write of y; the copy row moves the same bytes. "
-               "Median of repeated runs after warm-up."],
+               "Median of repeated runs after warm-up. The U-Net rows time one training step "
+               "(forward, loss, backward) of the diffusion U-Net with `fused_norm` on and off; "
+               "their last column is the step-time ratio."],
     )
 
 
 def _label(shape, dtype, channels_last) -> str:
     layout = "channels_last" if channels_last else "NCHW"
     return f"{tuple(shape)} {str(dtype).removeprefix('torch.')} {layout}"
+
+
+def _unet_rows(device: torch.device, repeats: int, quick: bool) -> list[list[str]]:
+    """One diffusion U-Net training step with and without the fused path."""
+    from stylenorm.diffusion.unet import UNet, UNetConfig
+
+    size, batch, width = (8, 2, 16) if quick else (32, 32, 64)
+    x = torch.randn(batch, 3, size, size, device=device)
+    t = torch.randint(0, 1000, (batch,), device=device)
+    times = {}
+    for fused in (False, True):
+        torch.manual_seed(0)
+        config = UNetConfig(image_size=size, in_channels=3, base_channels=width, channel_mults=(1, 2, 2),
+                            num_res_blocks=2, attention_resolutions=(size // 4,), norm="gn", fused_norm=fused)
+        model = UNet(config).to(device)
+
+        def step() -> None:
+            model.zero_grad(set_to_none=True)
+            model(x, t).float().pow(2).mean().backward()
+
+        times[fused] = time_ms(step, device, max(1, repeats // 4))
+    label = f"U-Net base {width}, batch {batch}, {size}x{size}, gn"
+    return [
+        [device.type, label, "U-Net train step, eager norms", "", "", "", f"{times[False]:.1f}", "1.00x"],
+        [device.type, label, "U-Net train step, fused norms", "", "", "", f"{times[True]:.1f}",
+         f"{times[False] / times[True]:.2f}x"],
+    ]
