@@ -1,0 +1,142 @@
+"""Safe image loading and atomic saving.
+
+Loading applies the EXIF orientation, converts every mode (grayscale, palette,
+CMYK, 16-bit, float) to 8-bit RGB, keeps an alpha channel aside so it can be put
+back unchanged, and refuses decompression bombs beyond a pixel limit that the
+caller may raise. Saving writes through `atomic_output`, in the format that the
+extension names, so a failed run never leaves a half-written picture.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from stylenorm.atomic import atomic_output
+from stylenorm.errors import StylenormError
+
+DEFAULT_MAX_PIXELS = 100_000_000  # ~ a 12000 x 8000 photo; PIL's own default is 89 MP
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+_SAVE_FORMATS = {
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+}
+
+
+class ImageError(StylenormError, ValueError):
+    """An input that is not a readable image, or an output we cannot write."""
+
+
+@dataclass
+class LoadedImage:
+    rgb: np.ndarray  # uint8 (H, W, 3)
+    alpha: np.ndarray | None  # uint8 (H, W), the original alpha when the image had one
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)"""
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+
+def _to_8bit_rgb(img: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    """Any PIL mode -> (RGB image, alpha band or None)."""
+    alpha = None
+    if img.mode == "P":
+        # palette images may carry transparency in the palette
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        if img.mode in ("RGBa", "La"):  # premultiplied: undo before splitting
+            img = img.convert(img.mode.replace("a", "A"))
+        alpha = img.getchannel("A")
+        img = img.convert("RGB") if img.mode == "RGBA" else img.convert("L").convert("RGB")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    elif img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        top = 1.0 if arr.max() <= 1.0 else 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode != "RGB":
+        img = img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+    return img, alpha
+
+
+def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Read an image file as 8-bit RGB (+ alpha), upright, with a pixel limit.
+
+    max_pixels=None or 0 disables the limit (for trusted huge inputs).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"input not found: {path}; check the path")
+    if path.is_dir():
+        raise ImageError(f"{path} is a folder, not an image; pass image files or use a folder where folders are accepted")
+    limit = max_pixels if max_pixels else None
+    # PIL refuses images over twice its own global limit before we can apply ours;
+    # lift it for this call only, so that our (overridable) limit is the one that counts.
+    pil_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            if limit is not None and w * h > limit:
+                raise ImageError(
+                    f"{path} is {w}x{h} = {w * h / 1e6:.0f} MP, over the {limit / 1e6:.0f} MP limit that guards "
+                    "against decompression bombs; raise it with --max-pixels if you trust the file"
+                )
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            rgb, alpha = _to_8bit_rgb(img)
+            return LoadedImage(np.array(rgb, dtype=np.uint8), None if alpha is None else np.array(alpha, dtype=np.uint8))
+    except UnidentifiedImageError:
+        raise ImageError(f"{path} is not an image stylenorm can read (JPEG, PNG, WebP, BMP, TIFF); pass an image file") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, ImageError):
+            raise
+        raise ImageError(f"{path} is damaged or truncated ({exc}); re-export or re-download the image") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pil_limit
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """float (1, 3, H, W) or (3, H, W) in [0, 1] -> uint8 (H, W, 3), clamped and rounded."""
+    if x.dim() == 4:
+        x = x[0]
+    return x.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def save_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None, quality: int = 95) -> Path:
+    """Write uint8 RGB (+ alpha) atomically, in the format that the extension names.
+
+    Formats without alpha (JPEG, BMP) get the picture without its alpha channel.
+    """
+    path = Path(path)
+    fmt = _SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(f"cannot tell the output format from {path.name!r}; use one of {', '.join(_SAVE_FORMATS)}")
+    img = Image.fromarray(rgb, "RGB")
+    if alpha is not None and fmt in ("PNG", "WEBP", "TIFF"):
+        img.putalpha(Image.fromarray(alpha, "L"))
+    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    try:
+        with atomic_output(path) as tmp:
+            img.save(tmp, format=fmt, **options)
+    except OSError as exc:
+        raise ImageError(f"could not write {path} ({exc}); check the folder exists and is writable") from None
+    return path
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """The image files in a folder (not recursive), sorted by name."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

@@ -1,0 +1,237 @@
+"""VGG16 perceptual loss (Johnson et al. 2016): Gram-matrix style, feature content, TV.
+
+The loss network is VGG16's convolutional trunk up to relu4_3, with module indices
+as in `torchvision.models.vgg16().features` so both weight sources load by key:
+
+- torchvision's `VGG16_Weights.IMAGENET1K_V1` (downloaded once into the torch hub
+  cache; expects RGB in [0, 1] normalised by the ImageNet mean/std), or
+- a local file (`--vgg-weights PATH`, .safetensors or torchvision's .pth) in
+  torchvision format or caffe format (BGR, 0-255, minus the BGR mean).
+
+Caffe-format features are about 255 * 0.226 times larger than torchvision-format
+ones for the same picture; we divide them by that factor so that the loss weights
+mean roughly the same thing with either loss network.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stylenorm.errors import StylenormError
+
+# relu taps in torchvision's vgg16().features numbering
+LAYER_INDEX = {
+    "relu1_1": 1, "relu1_2": 3, "relu2_1": 6, "relu2_2": 8, "relu3_1": 11, "relu3_2": 13,
+    "relu3_3": 15, "relu4_1": 18, "relu4_2": 20, "relu4_3": 22,
+}
+# conv channel plan of VGG16 up to block 4; "M" is a 2x2 max pool
+_PLAN: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+CAFFE_FEATURE_SCALE = 255.0 * 0.226  # mean ImageNet std in 0-255 units
+TORCHVISION_URL_NAME = "vgg16-397923af.pth"
+
+
+class VGGWeightsError(StylenormError):
+    """The loss network's weights cannot be found or read."""
+
+
+def vgg16_trunk(last_index: int = 22) -> nn.Sequential:
+    """VGG16 features[0..last_index] with torchvision's indices (no classifier: 15 MB, not 528)."""
+    layers: list[nn.Module] = []
+    in_ch = 3
+    for item in _PLAN:
+        if item == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(in_ch, int(item), 3, padding=1), nn.ReLU(inplace=False)]
+            in_ch = int(item)
+    return nn.Sequential(*layers[: last_index + 1])
+
+
+def _strip_features_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in sd.items():
+        if k.startswith("features."):
+            out[k[len("features."):]] = v
+        elif k.split(".")[0].isdigit():
+            out[k] = v
+    return out
+
+
+def _torchvision_state() -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet VGG16, from the hub cache or downloaded into it."""
+    try:
+        from torchvision.models import VGG16_Weights
+
+        return VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_URL_NAME
+        raise VGGWeightsError(
+            f"the VGG16 loss network is not in the torch cache ({cache}) and could not be downloaded "
+            f"({type(exc).__name__}); connect to the internet once, or pass --vgg-weights PATH "
+            "(a VGG16 file in torchvision or caffe format)"
+        ) from None
+
+
+def load_vgg_file(path: str | os.PathLike, fmt: str = "auto") -> tuple[dict[str, torch.Tensor], str]:
+    """Read a local VGG16 file; return (features state dict, format 'caffe'|'torchvision')."""
+    path = Path(path)
+    if not path.is_file():
+        raise VGGWeightsError(f"VGG weights file not found: {path}; pass an existing file to --vgg-weights")
+    metadata: dict[str, str] = {}
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+        from safetensors.torch import load_file
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+            sd = load_file(str(path))
+        except (SafetensorError, OSError) as exc:
+            raise VGGWeightsError(f"{path} is not a readable safetensors file ({exc}); pass a VGG16 file to --vgg-weights") from None
+    else:
+        try:
+            # weights_only: never run code from a file handed to us
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for a bad file
+            raise VGGWeightsError(f"{path} is not a readable VGG16 weights file ({type(exc).__name__}); pass a .safetensors or torchvision .pth file") from None
+        if not isinstance(sd, dict):
+            raise VGGWeightsError(f"{path} does not hold a state dict; pass a VGG16 state dict file")
+    sd = _strip_features_prefix(sd)
+    if fmt == "auto":
+        fmt = metadata.get("format", "").lower()
+        if fmt not in ("caffe", "torchvision"):
+            if path.name == TORCHVISION_URL_NAME or path.suffix in (".pth", ".pt"):
+                fmt = "torchvision"
+            else:
+                raise VGGWeightsError(
+                    f"cannot tell whether {path} is in caffe or torchvision format (no 'format' in its "
+                    "metadata); say which with --vgg-format caffe|torchvision"
+                )
+    if fmt not in ("caffe", "torchvision"):
+        raise VGGWeightsError(f"unknown VGG format {fmt!r}; use caffe or torchvision")
+    return sd, fmt
+
+
+def gram_matrix(f: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, C), normalised by C*H*W so image size does not change its scale."""
+    n, c, h, w = f.shape
+    flat = f.reshape(n, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+
+
+class VGGFeatures(nn.Module):
+    """Frozen VGG16 trunk returning the activations at the requested relu layers."""
+
+    def __init__(self, state_dict: dict[str, torch.Tensor], fmt: str, layers: Sequence[str]) -> None:
+        super().__init__()
+        unknown = [name for name in layers if name not in LAYER_INDEX]
+        if unknown:
+            raise StylenormError(f"unknown VGG layer(s) {unknown}; valid: {', '.join(LAYER_INDEX)}")
+        self.layers = list(layers)
+        self.taps = {LAYER_INDEX[name]: name for name in layers}
+        self.trunk = vgg16_trunk(max(self.taps))
+        own = self.trunk.state_dict()
+        missing = [k for k in own if k not in state_dict]
+        if missing:
+            raise VGGWeightsError(f"the VGG16 weights lack {missing[:3]}...; pass a VGG16 file with conv layers up to relu4_3")
+        self.trunk.load_state_dict({k: state_dict[k].float() for k in own})
+        self.trunk.requires_grad_(False).eval()
+        self.fmt = fmt
+        if fmt == "caffe":
+            self.register_buffer("mean", torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.ones(1, 3, 1, 1))
+        else:
+            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.out_scale = 1.0 / CAFFE_FEATURE_SCALE if fmt == "caffe" else 1.0
+
+    def train(self, mode: bool = True) -> "VGGFeatures":
+        return super().train(False)  # the loss network never leaves eval mode
+
+    def preprocess(self, rgb01: torch.Tensor) -> torch.Tensor:
+        if self.fmt == "caffe":
+            x = rgb01.flip(1) * 255.0
+        else:
+            x = rgb01
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+    def forward(self, rgb01: torch.Tensor, upto: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        wanted = set(upto if upto is not None else self.layers)
+        last = max(LAYER_INDEX[n] for n in wanted)
+        x = self.preprocess(rgb01)
+        out: dict[str, torch.Tensor] = {}
+        for i, layer in enumerate(self.trunk):
+            x = layer(x)
+            if i in self.taps and self.taps[i] in wanted:
+                out[self.taps[i]] = x * self.out_scale
+            if i >= last:
+                break
+        return out
+
+
+def load_vgg(vgg_weights: str | os.PathLike | None, fmt: str = "auto", layers: Sequence[str] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")) -> tuple[VGGFeatures, str]:
+    """The loss network and a one-line description of where its weights came from."""
+    if vgg_weights:
+        sd, fmt = load_vgg_file(vgg_weights, fmt)
+        source = f"VGG16 {fmt} format from {Path(vgg_weights).name}"
+    else:
+        sd = _strip_features_prefix(_torchvision_state())
+        fmt = "torchvision"
+        source = "torchvision VGG16_Weights.IMAGENET1K_V1"
+    return VGGFeatures(sd, fmt, layers), source
+
+
+@dataclass
+class LossWeights:
+    content: float = 1.0
+    style: float = 1e5
+    tv: float = 1e-4
+
+
+class PerceptualLoss(nn.Module):
+    """content + style + TV, with style Gram targets precomputed per style image."""
+
+    def __init__(self, vgg: VGGFeatures, style_images: Sequence[torch.Tensor], style_layers: Sequence[str],
+                 content_layer: str, weights: LossWeights) -> None:
+        super().__init__()
+        self.vgg = vgg
+        self.style_layers = list(style_layers)
+        self.content_layer = content_layer
+        self.weights = weights
+        grams: dict[str, list[torch.Tensor]] = {name: [] for name in self.style_layers}
+        with torch.no_grad():
+            for img in style_images:
+                feats = vgg(img.unsqueeze(0) if img.dim() == 3 else img, upto=self.style_layers)
+                for name in self.style_layers:
+                    grams[name].append(gram_matrix(feats[name].float())[0])
+        for i, name in enumerate(self.style_layers):
+            self.register_buffer(f"gram_{i}", torch.stack(grams[name]))  # (num_styles, C, C)
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor, style_index: torch.Tensor) -> dict[str, torch.Tensor]:
+        layers = sorted(set(self.style_layers) | {self.content_layer}, key=LAYER_INDEX.get)
+        out_feats = self.vgg(output, upto=layers)
+        with torch.no_grad():
+            target = self.vgg(content, upto=[self.content_layer])[self.content_layer]
+        content_loss = F.mse_loss(out_feats[self.content_layer].float(), target.float())
+        style_loss = output.new_zeros((), dtype=torch.float32)
+        for i, name in enumerate(self.style_layers):
+            g = gram_matrix(out_feats[name].float())
+            style_loss = style_loss + F.mse_loss(g, getattr(self, f"gram_{i}")[style_index])
+        tv_loss = total_variation(output.float())
+        total = self.weights.content * content_loss + self.weights.style * style_loss + self.weights.tv * tv_loss
+        return {"total": total, "content": content_loss, "style": style_loss, "tv": tv_loss}

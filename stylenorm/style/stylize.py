@@ -1,0 +1,282 @@
+"""`stylenorm stylize`: apply a trained style network to photos.
+
+Style selection: a shipped style by name, a weights file, or a blend of styles
+of one multi-style network (`starry_night:0.7,wave:0.3`). Large photos are
+processed in tiles with whole-image InstanceNorm statistics (see tiling.py).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from stylenorm.checkpoints import WEIGHTS_DIR, WeightsError, load_into, load_model
+from stylenorm.errors import StylenormError
+from stylenorm.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, list_images, load_image, save_image, to_tensor, to_uint8
+from stylenorm.style.net import TransformerNet
+from stylenorm.style.tiling import exact_stylize, tiled_stylize
+
+DEFAULT_WEIGHTS = "styles"  # weights/styles.safetensors: the shipped multi-style network
+TILE_ABOVE_PIXELS = 4_000_000  # beyond this a single pass needs several GB; tile instead
+
+
+@dataclass
+class StyleModel:
+    net: TransformerNet
+    names: list[str]
+    source: str
+    default_style: str
+
+
+@dataclass
+class StyleChoice:
+    """What to apply: the network and the per-style mixing weights."""
+
+    model: StyleModel
+    weights: list[float]  # one per style of the network, summing to 1
+    label: str  # used in output file names
+
+    def style_arg(self):
+        if self.model.net.num_styles == 1:
+            return None
+        return torch.tensor(self.weights, dtype=torch.float32)
+
+
+def read_card(path: Path) -> dict:
+    """A weights file's card: the JSON beside it, else the copy in its safetensors metadata."""
+    import json
+
+    from stylenorm.checkpoints import CARD_KEY, card_path
+
+    if card_path(path).is_file():
+        try:
+            return json.loads(card_path(path).read_text())
+        except ValueError:
+            pass
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        return json.loads(meta.get(CARD_KEY, "{}"))
+    except Exception:  # not readable here; load_model will explain why
+        return {}
+
+
+def shipped_style_files(weights_dir: Path = WEIGHTS_DIR) -> list[Path]:
+    """Shipped style networks: weights/*.safetensors whose card says kind: style."""
+    import json
+
+    found = []
+    if weights_dir.is_dir():
+        for card in sorted(weights_dir.glob("*.json")):
+            try:
+                meta = json.loads(card.read_text())
+            except (OSError, ValueError):
+                continue
+            if meta.get("kind") == "style" and card.with_suffix(".safetensors").is_file():
+                found.append(card.with_suffix(".safetensors"))
+    return found
+
+
+def load_style_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> StyleModel:
+    tensors, card = load_model(path)
+    if card.get("architecture", "TransformerNet") != "TransformerNet" or card.get("kind", "style") != "style":
+        raise WeightsError(f"{path} is not a style network (its card says {card.get('architecture')}/{card.get('kind')}); pass weights made by train-style")
+    num_styles = int(card.get("num_styles", 1))
+    names = list(card.get("styles") or [Path(path).stem])
+    if len(names) != num_styles:
+        names = [f"style{i}" for i in range(num_styles)]
+    try:
+        net = TransformerNet(card.get("norm", "in"), num_styles)
+    except StylenormError as exc:
+        raise WeightsError(f"{path}: {exc}") from None
+    load_into(net, tensors, path)
+    net.eval().to(device)
+    default = card.get("default_style") or names[0]
+    return StyleModel(net, names, str(path), default)
+
+
+def list_shipped_styles(weights_dir: Path = WEIGHTS_DIR) -> list[tuple[str, Path, dict]]:
+    """(style name, weights file, card) for every shipped style."""
+    out = []
+    for path in shipped_style_files(weights_dir):
+        card = read_card(path)
+        for name in card.get("styles") or [path.stem]:
+            out.append((name, path, card))
+    return out
+
+
+def _parse_blend(text: str) -> list[tuple[str, float]]:
+    parts = []
+    for item in text.split(","):
+        name, _, amount = item.strip().rpartition(":")
+        try:
+            value = float(amount)
+        except ValueError:
+            raise StylenormError(f"cannot read the blend {text!r}; write it as name:weight,name:weight (e.g. starry_night:0.7,wave:0.3)") from None
+        if value < 0:
+            raise StylenormError(f"blend weight of {name!r} is negative; use weights >= 0")
+        parts.append((name.strip(), value))
+    return parts
+
+
+def resolve_style(style: str | None, weights: str | os.PathLike | None = None, device: str = "cpu",
+                  weights_dir: Path = WEIGHTS_DIR) -> StyleChoice:
+    """--style NAME | PATH | a:0.7,b:0.3 (names within --weights FILE or the shipped network)."""
+    if style and (Path(style).suffix == ".safetensors" or Path(style).is_file() or os.sep in style) and ":" not in Path(style).name:
+        model = load_style_model(style, device)
+        index = model.names.index(model.default_style)
+        return _choice(model, [(model.names[index], 1.0)])
+    if weights is not None:
+        models = [Path(weights)]
+    else:
+        models = shipped_style_files(weights_dir)
+        if not models:
+            raise WeightsError(f"no shipped style weights in {weights_dir}; reinstall stylenorm or pass --style PATH to a weights file")
+    if not style:
+        preferred = [m for m in models if m.stem == DEFAULT_WEIGHTS] or models
+        model = load_style_model(preferred[0], device)
+        return _choice(model, [(model.default_style, 1.0)])
+    wanted = _parse_blend(style) if ":" in style else [(style.strip(), 1.0)]
+    for path in models:
+        names = read_card(path).get("styles") or [path.stem]
+        if all(name in names for name, _ in wanted):
+            return _choice(load_style_model(path, device), wanted)
+    known = sorted({n for path in models for n in (read_card(path).get("styles") or [path.stem])})
+    missing = [name for name, _ in wanted if name not in known]
+    if missing:
+        problem = f"unknown style {', '.join(missing)}"
+    else:
+        problem = f"{', '.join(n for n, _ in wanted)} are not styles of one network, so they cannot be blended"
+    raise StylenormError(f"{problem}; known styles: {', '.join(known)} (see `stylenorm styles`), or pass a weights file")
+
+
+def _choice(model: StyleModel, wanted: list[tuple[str, float]]) -> StyleChoice:
+    total = sum(w for _, w in wanted)
+    if total <= 0:
+        raise StylenormError("blend weights sum to zero; give at least one style a positive weight")
+    weights = [0.0] * len(model.names)
+    for name, w in wanted:
+        weights[model.names.index(name)] += w / total
+    if len(wanted) == 1:
+        label = wanted[0][0]
+    else:
+        label = "_".join(f"{name}{round(100 * w / total)}" for name, w in wanted)
+    return StyleChoice(model, weights, label)
+
+
+def _luminance(x: torch.Tensor) -> torch.Tensor:
+    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+
+
+def preserve_colors(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """Keep the photo's chroma (YCbCr Cb, Cr) and take only the stylized luminance (BT.601)."""
+    y = _luminance(stylized)
+    r, g, b = original[:, 0:1], original[:, 1:2], original[:, 2:3]
+    cb = -0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 0.5 * r - 0.418688 * g - 0.081312 * b
+    out = torch.cat([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], dim=1)
+    return out.clamp(0, 1)
+
+
+def stylize_tensor(choice: StyleChoice, x: torch.Tensor, *, strength: float = 1.0, preserve_color: bool = False,
+                   tile_size: int | None = None, progress: bool = False) -> torch.Tensor:
+    """x (1, 3, H, W) in [0, 1] -> stylized (1, 3, H, W) in [0, 1] on the CPU.
+
+    tile_size: None picks tiling automatically for large images; 0 never tiles.
+    """
+    if not 0.0 <= strength <= 1.0:
+        raise StylenormError(f"--strength {strength} is outside 0..1; use 1 for full style, 0.5 for half")
+    net = choice.model.net
+    device = next(net.parameters()).device
+    x_dev = x.to(device)
+    style = choice.style_arg()
+    pixels = x.shape[-1] * x.shape[-2]
+    use_tiles = (tile_size is None and pixels > TILE_ABOVE_PIXELS) or bool(tile_size)
+    with torch.no_grad():
+        if use_tiles and net.norm_spec == "in":
+            y = exact_stylize(net, x_dev, style, tile=tile_size or 1024, progress=progress)
+        elif use_tiles:  # other norms: statistics from a reduced-resolution pass (see tiling.py)
+            y = tiled_stylize(net, x_dev, style, tile=tile_size or 512, progress=progress)
+        else:
+            y = net(x_dev, style).float().cpu()
+    y = y.clamp(0, 1)
+    if preserve_color:
+        y = preserve_colors(y, x)
+    if strength < 1.0:
+        y = strength * y + (1 - strength) * x
+    return y
+
+
+def _resize(arr: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+    return np.array(Image.fromarray(arr, mode).resize(size, Image.LANCZOS))
+
+
+def stylize_file(choice: StyleChoice, src: Path, dst: Path, *, max_size: int | None = None, strength: float = 1.0,
+                 preserve_color: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 tile_size: int | None = None, progress: bool = False) -> Path:
+    image = load_image(src, max_pixels)
+    rgb, alpha = image.rgb, image.alpha
+    w, h = image.size
+    if max_size and max(w, h) > max_size:
+        scale = max_size / max(w, h)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        rgb = _resize(rgb, size, "RGB")
+        alpha = None if alpha is None else _resize(alpha, size, "L")
+    y = stylize_tensor(choice, to_tensor(rgb), strength=strength, preserve_color=preserve_color,
+                       tile_size=tile_size, progress=progress)
+    return save_image(dst, to_uint8(y), alpha)
+
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Files as given; folders contribute their images (sorted)."""
+    out: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            out.extend(list_images(p))
+        else:
+            out.append(p)
+    return out
+
+
+def output_paths(inputs: list[Path], given: list[Path], output: Path | None, label: str) -> list[Path]:
+    """Where each result goes: beside the input by default; -o is a file for one input, else a folder."""
+    single_file = len(inputs) == 1 and len(given) == 1 and not given[0].is_dir()
+    paths = []
+    for src in inputs:
+        suffix = src.suffix if src.suffix.lower() in IMAGE_SUFFIXES else ".png"
+        name = f"{src.stem}_{label}{suffix}"
+        if output is None:
+            paths.append(src.with_name(name))
+        elif single_file and not output.is_dir() and output.suffix:
+            paths.append(output)
+        else:
+            paths.append(output / name)
+    return paths
+
+
+def stylize_many(choice: StyleChoice, inputs: list[Path], output: Path | None, *, report: Callable[[str], None],
+                 **options) -> int:
+    """Stylize every input; one bad file does not stop the others. Returns the number of failures."""
+    files = expand_inputs(inputs)
+    if not files:
+        raise ImageError("no images to stylize; pass image files or a folder that holds some")
+    failures = 0
+    for src, dst in zip(files, output_paths(files, inputs, output, choice.label)):
+        try:
+            stylize_file(choice, src, dst, **options)
+            report(f"wrote {dst}")
+        except StylenormError as exc:
+            failures += 1
+            report(f"error: {exc}")
+        except MemoryError:
+            failures += 1
+            report(f"error: {src} does not fit in memory; use --max-size or a smaller --tile-size")
+    return failures

@@ -1,0 +1,319 @@
+"""`stylenorm train-style`: train a (multi-)style TransformerNet with the VGG16 perceptual loss.
+
+One loop, top to bottom: every optimizer step sees `batch_size` photos per style
+(each global batch holds the same number of samples of every style, so every
+step trains every style's gamma/beta and the shared convolutions). Runs through
+accelerate (CPU, one GPU with bf16/fp16, or several with `accelerate launch`).
+The data order is a stateless function of (seed, step), crops are seeded by the
+same, so `--resume` continues exactly where the run stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from stylenorm.checkpoints import (
+    latest_checkpoint, load_training_state, save_model, save_training_state,
+)
+from stylenorm.errors import StylenormError
+from stylenorm.images import list_images, load_image, save_image, to_tensor, to_uint8
+from stylenorm.style.loss import LossWeights, PerceptualLoss, load_vgg
+from stylenorm.style.net import TransformerNet
+from stylenorm.training import batch_indices, capture_rng, check_finite, make_accelerator, restore_rng
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
+
+
+@dataclass
+class StyleTrainConfig:
+    styles: list[str] = field(default_factory=list)  # style image paths; the name is the file stem
+    data: str | None = None  # folder of content photos
+    name: str = "style"
+    output: str | None = None  # weights path; default weights/<name>.safetensors
+    run_dir: str | None = None  # checkpoints and previews; default runs/style/<name>
+    norm: str = "in"
+    image_size: int = 256  # square training crops
+    style_size: int = 320  # longest side of the style images
+    batch_size: int = 1  # photos per style per step (per process)
+    steps: int = 2000
+    lr: float = 1e-3
+    content_weight: float = 1.0
+    style_weight: float = 1e5
+    tv_weight: float = 1e-4
+    content_layer: str = "relu2_2"
+    style_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
+    vgg_weights: str | None = None
+    vgg_format: str = "auto"
+    mixed_precision: str = "no"
+    grad_accum: int = 1
+    seed: int = 0
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 3
+    preview_every: int = 200
+    preview_size: int = 256
+    preview_images: list[str] = field(default_factory=lambda: [str(DEMO_DIR / "chelsea.png"), str(DEMO_DIR / "astronaut.png")])
+    threads: int | None = None  # torch intra-op threads (the machine may be shared)
+    cpu: bool = False
+    resume: str | None = None
+    half: bool = True  # store the final weights as float16 (half the size, same pictures)
+    notes: str | None = None  # free text for the model card (how and why it was trained this way)
+
+
+def style_name(path: str) -> str:
+    return Path(path).stem
+
+
+def _load_rgb(path: str | Path) -> Image.Image:
+    return Image.fromarray(load_image(path).rgb)
+
+
+def _resize_longest(img: Image.Image, longest: int) -> Image.Image:
+    w, h = img.size
+    scale = longest / max(w, h)
+    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
+
+
+def random_crop(img: Image.Image, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Resize the short side to `size`, take a seeded random square crop, maybe flip."""
+    w, h = img.size
+    scale = size / min(w, h)
+    img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+    w, h = img.size
+    x0 = int(torch.randint(0, w - size + 1, (1,), generator=generator))
+    y0 = int(torch.randint(0, h - size + 1, (1,), generator=generator))
+    t = to_tensor(np.asarray(img.crop((x0, y0, x0 + size, y0 + size))))[0]
+    if bool(torch.randint(0, 2, (1,), generator=generator)):
+        t = t.flip(-1)
+    return t
+
+
+class ContentPhotos:
+    """The content folder, decoded on demand (small photos; cheaper than the step itself)."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise StylenormError(f"content folder not found: {folder}; pass a folder of photos with --data")
+        self.files = list_images(folder)
+        if not self.files:
+            raise StylenormError(f"no images in {folder}; --data needs a folder of JPEG/PNG photos")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def batch(self, indices: torch.Tensor, size: int, seed: int, micro_step: int) -> torch.Tensor:
+        crops = []
+        for pos, idx in enumerate(indices.tolist()):
+            g = torch.Generator().manual_seed((seed * 7_919 + micro_step) * 1_000 + pos)
+            crops.append(random_crop(_load_rgb(self.files[idx]), size, g))
+        return torch.stack(crops)
+
+
+def _preview(model: TransformerNet, photos: list[torch.Tensor], num_styles: int, device: torch.device) -> np.ndarray:
+    """A grid: one row per photo, the photo then each style."""
+    rows = []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for photo in photos:
+            x = photo.to(device)
+            cells = [photo]
+            for s in range(num_styles):
+                cells.append(model(x, s if num_styles > 1 else None).float().clamp(0, 1).cpu())
+            rows.append(torch.cat(cells, dim=-1))
+    model.train(was_training)
+    return to_uint8(torch.cat(rows, dim=-2))
+
+
+def _checkpoint_dirs(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / "checkpoints").glob("step_*"))
+
+
+def train_style(cfg: StyleTrainConfig) -> Path:
+    """Train and write `<output>.safetensors` + card; return the weights path."""
+    if not cfg.styles:
+        raise StylenormError("no style image given; pass --style PAINTING.jpg (repeat for several styles)")
+    if not cfg.data:
+        raise StylenormError("no content photos given; pass --data FOLDER")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    names = [style_name(s) for s in cfg.styles]
+    if len(set(names)) != len(names):
+        raise StylenormError(f"style names must differ, got {names}; rename the style image files")
+    for s in cfg.styles:
+        if not Path(s).is_file():
+            raise StylenormError(f"style image not found: {s}; pass an existing image to --style")
+    num_styles = len(cfg.styles)
+    output = Path(cfg.output) if cfg.output else Path("weights") / f"{cfg.name}.safetensors"
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else Path("runs") / "style" / cfg.name
+
+    accelerator = make_accelerator(cfg.mixed_precision, cfg.grad_accum, cfg.cpu)
+    device = accelerator.device
+    world, rank = accelerator.num_processes, accelerator.process_index
+    torch.manual_seed(cfg.seed)
+
+    photos = ContentPhotos(cfg.data)
+    vgg, vgg_source = load_vgg(cfg.vgg_weights, cfg.vgg_format, sorted(set(cfg.style_layers) | {cfg.content_layer}))
+    style_tensors = [to_tensor(np.asarray(_resize_longest(_load_rgb(s), cfg.style_size)))[0] for s in cfg.styles]
+    loss_fn = PerceptualLoss(
+        vgg, style_tensors, cfg.style_layers, cfg.content_layer,
+        LossWeights(cfg.content_weight, cfg.style_weight, cfg.tv_weight),
+    ).to(device)
+
+    model = TransformerNet(cfg.norm, num_styles)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    start_step = 0
+    averages: dict[str, float] = {}  # smoothed losses for the bar and the card
+    if cfg.resume:
+        ckpt = latest_checkpoint(cfg.resume)
+        model_sd, _, state = load_training_state(ckpt)
+        from stylenorm.checkpoints import load_into
+
+        load_into(model, model_sd, ckpt)
+        optimizer.load_state_dict(state["optimizer"])
+        start_step = int(state["step"])
+        restore_rng(state["rng"])
+        averages = dict(state.get("card_facts", {}).get("losses", {}))
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    preview_photos = []
+    for p in cfg.preview_images:
+        if Path(p).is_file():
+            img = _resize_longest(_load_rgb(p), cfg.preview_size)
+            preview_photos.append(to_tensor(np.asarray(img)))
+
+    per_micro = cfg.batch_size * num_styles  # per process
+    global_micro = per_micro * world
+    # style of global batch position p is p % num_styles: every step trains every style equally
+    style_of = torch.arange(global_micro) % num_styles
+    mine = torch.arange(rank, global_micro, world)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train-style {cfg.name}", disable=not accelerator.is_main_process,
+               dynamic_ncols=True)
+    started = time.time()
+    images_seen = 0
+    step = start_step
+    model.train()
+    while step < cfg.steps:
+        for k in range(cfg.grad_accum):
+            micro = step * cfg.grad_accum + k
+            idx = batch_indices(len(photos), global_micro, micro, cfg.seed)
+            content = photos.batch(idx[mine], cfg.image_size, cfg.seed, micro).to(device)
+            styles = style_of[mine].to(device)
+            with accelerator.accumulate(model):
+                with accelerator.autocast():
+                    out = model(content, styles if num_styles > 1 else None)
+                    losses = loss_fn(out, content, styles)
+                check_finite(losses["total"].detach(), step)
+                accelerator.backward(losses["total"])
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            images_seen += content.shape[0] * world
+            for key, value in losses.items():
+                v = float(value.detach())
+                averages[key] = v if key not in averages else 0.95 * averages[key] + 0.05 * v
+        step += 1
+        elapsed = max(time.time() - started, 1e-6)
+        bar.update(1)
+        bar.set_postfix(content=f"{averages['content'] * cfg.content_weight:.3g}", style=f"{averages['style'] * cfg.style_weight:.3g}",
+                        img_s=f"{images_seen / elapsed:.2f}", refresh=False)
+        if accelerator.is_main_process:
+            if cfg.preview_every and preview_photos and (step % cfg.preview_every == 0 or step == cfg.steps):
+                grid = _preview(accelerator.unwrap_model(model), preview_photos, num_styles, device)
+                save_image(run_dir / "previews" / f"step_{step:07d}.png", grid)
+            if cfg.checkpoint_every and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+                facts = {"num_photos": len(photos), "vgg_source": vgg_source, "losses": dict(averages),
+                         "device": str(device), "world": world}
+                _save_checkpoint(run_dir, step, accelerator.unwrap_model(model), optimizer, cfg, facts)
+        accelerator.wait_for_everyone()
+    bar.close()
+
+    card = build_card(cfg, step=cfg.steps, num_photos=len(photos), vgg_source=vgg_source, losses=averages,
+                      device=str(device), world=world)
+    trained = step - start_step
+    if trained:
+        card["seconds_per_step"] = round((time.time() - started) / trained, 3)
+    if accelerator.is_main_process:
+        export(accelerator.unwrap_model(model).state_dict(), card, output, cfg.half)
+    return output
+
+
+def _save_checkpoint(run_dir: Path, step: int, model: TransformerNet, optimizer: torch.optim.Optimizer,
+                     cfg: StyleTrainConfig, card_facts: dict[str, Any]) -> None:
+    state: dict[str, Any] = {
+        "step": step,
+        "card_facts": card_facts,
+        "optimizer": optimizer.state_dict(),
+        "rng": capture_rng(),
+        "config": {k: v for k, v in asdict(cfg).items() if isinstance(v, (int, float, str, bool, list, type(None)))},
+    }
+    save_training_state(run_dir / "checkpoints" / f"step_{step:07d}", model=model.state_dict(), ema=None, state=state)
+    for old in _checkpoint_dirs(run_dir)[: -max(1, cfg.keep_checkpoints)]:
+        import shutil
+
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export(state_dict: dict[str, torch.Tensor], card: dict[str, Any], output: str | os.PathLike, half: bool = True) -> Path:
+    """Write the shipped form of a style network: safetensors (+ card), float16 if asked."""
+    sd = {k: (v.half() if half and v.dtype.is_floating_point else v) for k, v in state_dict.items()}
+    return save_model(output, sd, card)
+
+
+def build_card(cfg: StyleTrainConfig, *, step: int, num_photos: int, vgg_source: str, losses: dict[str, float],
+               device: str, world: int) -> dict[str, Any]:
+    """The model card: what the network holds and how it was trained."""
+    return {
+        "architecture": "TransformerNet",
+        "norm": cfg.norm,
+        "num_styles": len(cfg.styles),
+        "kind": "style",
+        "styles": [style_name(s) for s in cfg.styles],
+        "default_style": style_name(cfg.styles[0]),
+        "style_images": [Path(s).name for s in cfg.styles],
+        "data": f"{num_photos} photos from {Path(cfg.data).name}/" if cfg.data else None,
+        "loss_network": vgg_source,
+        "steps": step,
+        "images_per_style": step * cfg.grad_accum * cfg.batch_size * world,
+        "image_size": cfg.image_size,
+        "style_size": cfg.style_size,
+        "batch_size_per_style": cfg.batch_size * world * cfg.grad_accum,
+        "lr": cfg.lr,
+        "loss_weights": {"content": cfg.content_weight, "style": cfg.style_weight, "tv": cfg.tv_weight},
+        "content_layer": cfg.content_layer,
+        "style_layers": list(cfg.style_layers),
+        "final_losses": {k: losses.get(k) for k in ("content", "style", "tv", "total")},
+        "device": device,
+        "num_processes": world,
+        "mixed_precision": cfg.mixed_precision,
+        "seed": cfg.seed,
+        "dtype": "float16" if cfg.half else "float32",
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
+        **({"notes": cfg.notes} if cfg.notes else {}),
+    }
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike,
+                      extra: dict[str, Any] | None = None) -> Path:
+    """Turn a training checkpoint into shipped weights + card (for a run stopped before its last step)."""
+    ckpt = latest_checkpoint(checkpoint)
+    model_sd, _, state = load_training_state(ckpt)
+    cfg = StyleTrainConfig(**{k: v for k, v in state.get("config", {}).items()
+                              if k in StyleTrainConfig.__dataclass_fields__})
+    facts = state.get("card_facts", {})
+    card = build_card(cfg, step=int(state["step"]), num_photos=facts.get("num_photos", 0),
+                      vgg_source=facts.get("vgg_source", "unknown"), losses=facts.get("losses", {}),
+                      device=facts.get("device", "unknown"), world=facts.get("world", 1))
+    card.update(extra or {})
+    return export(model_sd, card, output, cfg.half)

@@ -1,0 +1,115 @@
+"""The style commands end to end, through the installed entry point."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "stylenorm" / "data" / "demo"
+SHIPPED = REPO / "weights" / "styles.safetensors"
+SHIPPED_STYLES = ["starry_night", "wave", "composition_vii", "the_scream", "udnie"]
+
+
+def run_installed(*args: str) -> subprocess.CompletedProcess:
+    """The real entry point in a fresh process (slow: used once, for the headline use)."""
+    return subprocess.run([sys.executable, "-m", "stylenorm", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+
+
+@pytest.fixture()
+def run(monkeypatch, capsys):
+    """cli.main() in this process, as the console script calls it: returns (exit code, stdout, stderr)."""
+    import cli
+
+    def invoke(*args: str) -> subprocess.CompletedProcess:
+        monkeypatch.setattr(sys, "argv", ["stylenorm", *args])
+        code = 0
+        try:
+            cli.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+    return invoke
+
+
+def test_styles_lists_the_shipped_styles(run):
+    result = run("styles")
+    assert result.returncode == 0, result.stderr
+    names = [line.split("\t")[0].replace(" (default)", "") for line in result.stdout.splitlines()]
+    assert names == SHIPPED_STYLES
+    assert "(default)" in result.stdout.splitlines()[0]
+
+
+def test_stylize_a_bundled_demo_photo_with_the_shipped_style(tmp_path, run):
+    src = tmp_path / "chelsea.png"
+    shutil.copy(DEMO / "chelsea.png", src)
+    result = run_installed("stylize", str(src), "--max-size", "200")
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "chelsea_starry_night.png"
+    original = np.asarray(Image.open(src).convert("RGB").resize((200, 133)), dtype=np.float32)
+    stylized = np.asarray(Image.open(out), dtype=np.float32)
+    assert stylized.shape == original.shape
+    assert np.abs(stylized - original).mean() > 10  # it changed the picture
+    blend = run("stylize", str(src), "--style", "wave:0.5,udnie:0.5", "--max-size", "120", "-o", str(tmp_path / "b.jpg"))
+    assert blend.returncode == 0, blend.stderr
+    assert Image.open(tmp_path / "b.jpg").size == (120, 80)
+
+
+def test_train_two_steps_then_stylize_with_the_result(tmp_path, tiny_vgg, tiny_data, run):
+    weights = tmp_path / "mine.safetensors"
+    result = run("train-style", "--style", str(tiny_data["style_a"]), "--data", str(tiny_data["content"]),
+                 "--steps", "2", "--image-size", "32", "--style-size", "48", "--vgg-weights", str(tiny_vgg),
+                 "--output", str(weights), "--run-dir", str(tmp_path / "run"), "--checkpoint-every", "1",
+                 "--preview-every", "0")
+    assert result.returncode == 0, result.stderr
+    assert weights.is_file() and weights.with_suffix(".json").is_file()
+    photo = tmp_path / "p.jpg"
+    Image.fromarray((np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8)).save(photo)
+    stylized = run("stylize", str(photo), "--style", str(weights))
+    assert stylized.returncode == 0, stylized.stderr
+    assert Image.open(tmp_path / "p_stripes.jpg").size == (40, 30)
+
+
+def test_bad_inputs_exit_non_zero_with_one_line(tmp_path, run):
+    (tmp_path / "notes.jpg").write_text("hello")
+    torch.save({"a": torch.zeros(1)}, tmp_path / "pickled.safetensors")
+    good = tmp_path / "ok.png"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(good)
+    cases = [
+        (["stylize", str(tmp_path / "missing.jpg")], "not found"),
+        (["stylize", str(tmp_path / "notes.jpg")], "not an image"),
+        (["stylize", str(good), "--style", str(tmp_path / "pickled.safetensors")], "pickle"),
+        (["stylize", str(good), "--style", "no_such_style"], "unknown style no_such_style"),
+        (["train-style", "--style", str(tmp_path / "x.jpg"), "--data", str(tmp_path)], "style image not found"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((["stylize", str(good), "--device", "cuda"], "--device cpu"))
+    for args, expected in cases:
+        result = run(*args)
+        assert result.returncode != 0, args
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert errors and expected in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.jpg", "ok.png", "pickled.safetensors"]
+
+
+def test_batch_with_a_bad_file_writes_the_others_and_fails_at_the_end(tmp_path, run):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(np.full((24, 24, 3), 90, np.uint8)).save(folder / "a.png")
+    (folder / "b.jpg").write_bytes(b"\xff\xd8\xff" + b"\0" * 50)
+    Image.fromarray(np.full((24, 24, 3), 160, np.uint8)).save(folder / "c.png")
+    result = run("stylize", str(folder), "-o", str(tmp_path / "out"), "--style", "wave")
+    assert result.returncode == 2
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_wave.png", "c_wave.png"]
+    assert "b.jpg" in result.stderr and "1 of the inputs failed" in result.stderr

@@ -1,0 +1,117 @@
+"""VGG16 perceptual loss: Gram matrices, weight formats, preprocessing, clear errors."""
+
+from __future__ import annotations
+
+import urllib.error
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from stylenorm.errors import StylenormError
+from stylenorm.style import loss as loss_mod
+from stylenorm.style.loss import (
+    CAFFE_FEATURE_SCALE, LossWeights, PerceptualLoss, gram_matrix, load_vgg, load_vgg_file, total_variation,
+)
+
+from style_testlib import SHARED, make_tiny_vgg
+
+
+def test_gram_matrix_is_normalised_channel_correlation():
+    f = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [0.0, 1.0]]]])  # (1, 2, 2, 2)
+    g = gram_matrix(f)
+    expected = torch.tensor([[30.0, 6.0], [6.0, 2.0]]) / (2 * 2 * 2)
+    torch.testing.assert_close(g[0], expected)
+    # size-independent: tiling the same texture keeps its Gram matrix
+    torch.testing.assert_close(gram_matrix(f.repeat(1, 1, 3, 3)), g)
+
+
+def test_total_variation_zero_for_flat_image():
+    assert total_variation(torch.full((1, 3, 8, 8), 0.3)) == 0
+    assert total_variation(torch.rand(1, 3, 8, 8)) > 0
+
+
+def test_format_read_from_metadata(tmp_path):
+    _, fmt = load_vgg_file(make_tiny_vgg(tmp_path / "a.safetensors", "caffe"))
+    assert fmt == "caffe"
+    _, fmt = load_vgg_file(make_tiny_vgg(tmp_path / "b.safetensors", "torchvision"))
+    assert fmt == "torchvision"
+
+
+def test_format_unknown_asks_the_user(tmp_path):
+    path = make_tiny_vgg(tmp_path / "c.safetensors", None)
+    with pytest.raises(StylenormError, match="--vgg-format"):
+        load_vgg_file(path)
+    _, fmt = load_vgg_file(path, "caffe")
+    assert fmt == "caffe"
+
+
+def test_torchvision_pth_with_features_prefix(tmp_path):
+    sd = {f"features.{k}": v for k, v in loss_mod.vgg16_trunk(22).state_dict().items()}
+    sd["classifier.0.weight"] = torch.zeros(2, 2)
+    torch.save(sd, tmp_path / "vgg16-397923af.pth")
+    vgg, source = load_vgg(tmp_path / "vgg16-397923af.pth")
+    assert vgg.fmt == "torchvision" and "torchvision" in source
+
+
+def test_missing_or_bad_file_errors(tmp_path):
+    with pytest.raises(StylenormError, match="not found"):
+        load_vgg_file(tmp_path / "nope.safetensors")
+    (tmp_path / "bad.safetensors").write_bytes(b"garbage" * 10)
+    with pytest.raises(StylenormError, match="--vgg-weights"):
+        load_vgg_file(tmp_path / "bad.safetensors")
+    save_file({"0.weight": torch.zeros(64, 3, 3, 3)}, str(tmp_path / "short.safetensors"), metadata={"format": "caffe"})
+    with pytest.raises(StylenormError, match="relu4_3"):
+        load_vgg(tmp_path / "short.safetensors")
+
+
+def test_offline_without_file_names_the_fix(monkeypatch):
+    from torchvision.models import VGG16_Weights
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(type(VGG16_Weights.IMAGENET1K_V1), "get_state_dict", offline)
+    with pytest.raises(StylenormError) as info:
+        load_vgg(None)
+    message = str(info.value)
+    assert "--vgg-weights" in message and "internet" in message and "\n" not in message
+
+
+def test_caffe_preprocessing_is_bgr_0_255_minus_mean(tiny_vgg):
+    vgg, _ = load_vgg(tiny_vgg)
+    x = torch.rand(1, 3, 4, 4)
+    pre = vgg.preprocess(x)
+    mean_bgr = torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
+    torch.testing.assert_close(pre, x[:, [2, 1, 0]] * 255 - mean_bgr)
+    # features are rescaled so that loss weights mean the same with either format
+    feats = vgg(x, upto=["relu1_2"])["relu1_2"]
+    raw = vgg.trunk[:4](pre)
+    torch.testing.assert_close(feats, raw / CAFFE_FEATURE_SCALE)
+
+
+def test_style_loss_zero_for_style_image_itself(tiny_vgg):
+    vgg, _ = load_vgg(tiny_vgg)
+    style = torch.rand(3, 32, 32)
+    loss = PerceptualLoss(vgg, [style], ["relu1_2", "relu2_2", "relu3_3", "relu4_3"], "relu2_2", LossWeights())
+    out = loss(style.unsqueeze(0), style.unsqueeze(0), torch.tensor([0]))
+    assert out["style"].item() < 1e-8 and out["content"].item() < 1e-8
+    other = loss(torch.rand(1, 3, 32, 32), style.unsqueeze(0), torch.tensor([0]))
+    assert other["style"].item() > 0 and other["content"].item() > 0
+
+
+def test_vgg_stays_frozen_in_eval(tiny_vgg):
+    vgg, _ = load_vgg(tiny_vgg)
+    vgg.train()
+    assert not vgg.training and not any(p.requires_grad for p in vgg.parameters())
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "vgg16-caffe-hed.safetensors").is_file(), reason="../shared absent")
+def test_real_caffe_file_loads_and_responds_to_content():
+    vgg, source = load_vgg(SHARED / "data" / "vgg16-caffe-hed.safetensors")
+    assert vgg.fmt == "caffe" and "caffe" in source
+    x = torch.rand(1, 3, 32, 32)
+    feats = vgg(x)
+    assert set(feats) == {"relu1_2", "relu2_2", "relu3_3", "relu4_3"}
+    assert feats["relu4_3"].shape == (1, 512, 4, 4)
+    assert all(torch.isfinite(f).all() for f in feats.values())

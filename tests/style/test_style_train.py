@@ -1,0 +1,91 @@
+"""Training: the loss goes down on a fixed batch, and resume continues exactly."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from stylenorm.checkpoints import load_model
+from stylenorm.style.loss import LossWeights, PerceptualLoss, load_vgg
+from stylenorm.style.net import TransformerNet
+from stylenorm.style.train import StyleTrainConfig, train_style
+
+from style_testlib import make_tiny_vgg
+
+
+def test_a_few_steps_on_a_fixed_batch_lower_the_loss(tmp_path):
+    vgg, _ = load_vgg(make_tiny_vgg(tmp_path / "vgg.safetensors", "torchvision"))
+    torch.manual_seed(0)
+    styles = [torch.rand(3, 48, 48), torch.rand(3, 48, 48) * 0.5]
+    loss_fn = PerceptualLoss(vgg, styles, ["relu1_2", "relu2_2", "relu3_3", "relu4_3"], "relu2_2",
+                             LossWeights(style=10.0))
+    net = TransformerNet(num_styles=2)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    content = torch.rand(2, 3, 32, 32)
+    style_index = torch.tensor([0, 1])
+    losses = []
+    for _ in range(16):
+        out = loss_fn(net(content, style_index), content, style_index)
+        opt.zero_grad()
+        out["total"].backward()
+        opt.step()
+        losses.append(out["total"].item())
+    assert min(losses[-3:]) < 0.8 * losses[0]
+
+
+def _cfg(tiny_vgg, tiny_data, tmp_path, **kw) -> StyleTrainConfig:
+    base = dict(
+        styles=[str(tiny_data["style_a"]), str(tiny_data["style_b"])], data=str(tiny_data["content"]),
+        name="tiny", output=str(tmp_path / "out" / "tiny.safetensors"), run_dir=str(tmp_path / "run"),
+        image_size=32, style_size=48, steps=4, vgg_weights=str(tiny_vgg), checkpoint_every=2,
+        preview_every=2, preview_size=32, threads=None, cpu=True, seed=3, style_weight=10.0,
+    )
+    base.update(kw)
+    return StyleTrainConfig(**base)
+
+
+def test_resume_continues_exactly(tiny_vgg, tiny_data, tmp_path):
+    straight = train_style(_cfg(tiny_vgg, tiny_data, tmp_path / "a", half=False))
+    # stop after 2 steps, then resume to 4 from the run directory
+    train_style(_cfg(tiny_vgg, tiny_data, tmp_path / "b", steps=2, half=False))
+    torch.manual_seed(12345)  # resume must not depend on the caller's RNG
+    resumed = train_style(_cfg(tiny_vgg, tiny_data, tmp_path / "b", half=False, resume=str(tmp_path / "b" / "run")))
+    a, b = load_file(str(straight)), load_file(str(resumed))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=0, rtol=0)
+
+
+def test_outputs_card_checkpoints_and_previews(tiny_vgg, tiny_data, tmp_path):
+    path = train_style(_cfg(tiny_vgg, tiny_data, tmp_path))
+    tensors, card = load_model(path)
+    assert all(v.dtype == torch.float16 for v in tensors.values())
+    assert card["styles"] == ["stripes", "dots"] and card["num_styles"] == 2 and card["steps"] == 4
+    assert card["image_size"] == 32 and "caffe" in card["loss_network"]
+    assert set(card["final_losses"]) >= {"content", "style", "total"} and card["date"]
+    assert json.loads(path.with_suffix(".json").read_text()) == card
+    run = tmp_path / "run"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_0000002", "step_0000004"]
+    previews = sorted((run / "previews").glob("*.png"))
+    assert [p.name for p in previews] == ["step_0000002.png", "step_0000004.png"]
+    with Image.open(previews[-1]) as im:  # original + two styles per row, two preview photos
+        assert im.size[0] == 3 * 32 and im.size[1] > 32
+    # the shipped form loads back into a network that stylizes
+    net = TransformerNet(num_styles=2)
+    from stylenorm.checkpoints import load_into
+
+    load_into(net, tensors, path)
+
+
+def test_gradient_accumulation_steps_the_optimizer_once_per_step(tiny_vgg, tiny_data, tmp_path):
+    from stylenorm.checkpoints import load_training_state
+
+    path = train_style(_cfg(tiny_vgg, tiny_data, tmp_path, steps=2, grad_accum=2, preview_every=0))
+    _, card = load_model(path)
+    assert card["batch_size_per_style"] == 2 and card["images_per_style"] == 4
+    _, _, state = load_training_state(tmp_path / "run" / "checkpoints" / "step_0000002")
+    adam_steps = {int(v["step"]) for v in state["optimizer"]["state"].values()}
+    assert adam_steps == {2}  # two micro-batches per step, one optimizer update
