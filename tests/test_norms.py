@@ -39,13 +39,7 @@ SHAPES = {"map": MAP, "seq": SEQ, "vec": VEC}
 SPECS = ["bn", "ln", "in", "gn", "gn1", "gn2", "gn4", "gn8", "rms", "prms", "prms25", "prms7", "none"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run fastest on one thread; on a shared 2-core machine, several times faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------- references

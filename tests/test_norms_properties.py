@@ -23,13 +23,7 @@ EXACT = dict(rtol=1e-9, atol=1e-9)
 TINY_EPS = 1e-12
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run fastest on one thread; on a shared 2-core machine, several times faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def sample(shape, seed: int = 0, scale: float = 2.0, shift: float = 0.5) -> torch.Tensor:

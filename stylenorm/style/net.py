@@ -138,6 +138,10 @@ class TransformerNet(nn.Module):
             style = style.expand(batch)
         return style.long()
 
+    def to_rgb(self, features: torch.Tensor) -> torch.Tensor:
+        """The last conv and the output mapping to [0, 1] (shared with the tiled forward)."""
+        return OUTPUT_OFFSET + OUTPUT_SCALE * self.conv_out(features)
+
     def forward(self, x: torch.Tensor, style: StyleArg = None) -> torch.Tensor:
         s = self.style_tensor(style, x.shape[0], x.device)
         h, w = x.shape[-2:]
@@ -153,7 +157,7 @@ class TransformerNet(nn.Module):
             y = block(y, s)
         y = F.relu(self.norm4(self.up1(y), s))
         y = F.relu(self.norm5(self.up2(y), s))
-        y = OUTPUT_OFFSET + OUTPUT_SCALE * self.conv_out(y)
+        y = self.to_rgb(y)
         return y[..., :h, :w]
 
 

@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylenorm.style.net import OUTPUT_OFFSET, OUTPUT_SCALE
 
 GRID = 4  # the network downsamples twice by 2
 
@@ -259,7 +258,7 @@ def exact_stylize(model: nn.Module, x: torch.Tensor, style=None, tile: int = 512
         t = net.up2(F.relu(net.norm4(t, s)))
         if upto == 5:
             return t
-        return OUTPUT_OFFSET + OUTPUT_SCALE * net.conv_out(F.relu(net.norm5(t, s)))
+        return net.to_rgb(F.relu(net.norm5(t, s)))
 
     with torch.no_grad(), frozen_statistics(net, stats):
         for k in (1, 2, 3):
