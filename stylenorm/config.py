@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+import types
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -42,4 +43,24 @@ def build_config(cls: type[T], config: str | os.PathLike | None, overrides: dict
     unknown = sorted(set(values) - fields)
     if unknown:
         raise StylenormError(f"unknown config option(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
-    return cls(**values)
+    hints = get_type_hints(cls)
+    return cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """Numbers from YAML as the field's type: YAML 1.1 reads `5e4` as a string, not a float."""
+    if get_origin(hint) in (Union, types.UnionType):
+        if value is None and type(None) in get_args(hint):
+            return None
+        hint = next((a for a in get_args(hint) if a is not type(None)), hint)
+    if hint in (int, float) and not isinstance(value, bool):
+        try:
+            number = float(value)
+            if hint is int:
+                if not number.is_integer():
+                    raise ValueError
+                return int(number)
+            return number
+        except (TypeError, ValueError):
+            raise StylenormError(f"config option {name} must be {'an integer' if hint is int else 'a number'}, got {value!r}") from None
+    return value
