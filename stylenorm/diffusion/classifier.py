@@ -19,7 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from stylenorm.checkpoints import load_into, load_model, save_model, shipped_weights
-from stylenorm.diffusion.data import load_images, split_holdout
+from stylenorm.diffusion.data import DatasetError, load_images, split_holdout
 from stylenorm.training import batch_indices
 
 FEATURE_DIM = 128
@@ -83,7 +83,7 @@ def train_digit_classifier(config: ClassifierConfig) -> tuple[Path, float]:
     torch.manual_seed(config.seed)
     data = load_images(config.data, IMAGE_SIZE, 1)
     if data.labels is None:
-        raise ValueError(f"{config.data} has no labels; the classifier needs a labelled digit set such as mnist5k")
+        raise DatasetError(f"{config.data} has no labels; the classifier needs a labelled digit set such as mnist5k")
     train, held = split_holdout(data, config.holdout, config.seed)
     model = DigitClassifier(data.num_classes)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)

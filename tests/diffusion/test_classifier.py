@@ -24,3 +24,22 @@ def test_a_short_training_beats_chance_and_reloads(tmp_path):
 def test_features_accept_other_sizes_and_rgb():
     model = DigitClassifier().eval()
     assert model.features(torch.zeros(2, 3, 32, 32)).shape == (2, FEATURE_DIM)
+
+
+def test_cli_trains_and_reports_accuracy(run_cli, tmp_path):
+    output = tmp_path / "clf.safetensors"
+    code, out, err = run_cli("diffusion", "train-classifier", "-o", output, "--steps", "20", "--holdout", "300")
+    assert code == 0, err
+    assert "held-out accuracy" in out and output.is_file()
+
+
+def test_cli_rejects_unlabelled_data(run_cli, tmp_path):
+    folder = tmp_path / "unlabelled"
+    folder.mkdir()
+    from PIL import Image
+
+    for i in range(4):
+        Image.new("L", (28, 28), i * 40).save(folder / f"{i}.png")
+    code, out, err = run_cli("diffusion", "train-classifier", "--data", folder, "-o", tmp_path / "c.safetensors")
+    assert code == 2 and err.startswith("error:") and "no labels" in err
+    assert not (tmp_path / "c.safetensors").exists()
