@@ -199,12 +199,20 @@ def load_vgg(vgg_weights: str | os.PathLike | None, fmt: str = "auto", layers: S
 @dataclass
 class LossWeights:
     content: float = 1.0
-    style: float = 1e5
+    style: float = 5.0
     tv: float = 1e-4
 
 
 class PerceptualLoss(nn.Module):
-    """content + style + TV, with style Gram targets precomputed per style image."""
+    """content + style + TV, with style Gram targets precomputed per style image.
+
+    Each layer's Gram error is divided by the mean square of that style's target Gram.
+    Gram entries scale with the fourth power of a layer's activations, which differ by
+    orders of magnitude between layers and between loss networks: in the HED VGG16 the
+    raw relu1_2 term is ~10^7 times the relu4_3 one, so one weight for all layers made
+    relu1_2 the whole loss (4-px stripes, no large-scale texture). Relative errors count
+    every layer alike, with either loss network.
+    """
 
     def __init__(self, vgg: VGGFeatures, style_images: Sequence[torch.Tensor], style_layers: Sequence[str],
                  content_layer: str, weights: LossWeights) -> None:
@@ -220,7 +228,9 @@ class PerceptualLoss(nn.Module):
                 for name in self.style_layers:
                     grams[name].append(gram_matrix(feats[name].float())[0])
         for i, name in enumerate(self.style_layers):
-            self.register_buffer(f"gram_{i}", torch.stack(grams[name]))  # (num_styles, C, C)
+            target = torch.stack(grams[name])  # (num_styles, C, C)
+            self.register_buffer(f"gram_{i}", target)
+            self.register_buffer(f"gram_power_{i}", target.pow(2).mean(dim=(1, 2)).clamp_min(1e-30))
 
     def forward(self, output: torch.Tensor, content: torch.Tensor, style_index: torch.Tensor) -> dict[str, torch.Tensor]:
         layers = sorted(set(self.style_layers) | {self.content_layer}, key=LAYER_INDEX.get)
@@ -231,7 +241,8 @@ class PerceptualLoss(nn.Module):
         style_loss = output.new_zeros((), dtype=torch.float32)
         for i, name in enumerate(self.style_layers):
             g = gram_matrix(out_feats[name].float())
-            style_loss = style_loss + F.mse_loss(g, getattr(self, f"gram_{i}")[style_index])
+            error = (g - getattr(self, f"gram_{i}")[style_index]).pow(2).mean(dim=(1, 2))
+            style_loss = style_loss + (error / getattr(self, f"gram_power_{i}")[style_index]).mean()
         tv_loss = total_variation(output.float())
         total = self.weights.content * content_loss + self.weights.style * style_loss + self.weights.tv * tv_loss
         return {"total": total, "content": content_loss, "style": style_loss, "tv": tv_loss}

@@ -47,7 +47,7 @@ class StyleTrainConfig:
     steps: int = 2000
     lr: float = 1e-3
     content_weight: float = 1.0
-    style_weight: float = 1e5
+    style_weight: float = 5.0  # on relative Gram errors (see PerceptualLoss)
     tv_weight: float = 1e-4
     content_layer: str = "relu2_2"
     style_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])

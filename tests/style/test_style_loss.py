@@ -100,6 +100,26 @@ def test_style_loss_zero_for_style_image_itself(tiny_vgg):
     assert other["style"].item() > 0 and other["content"].item() > 0
 
 
+def test_style_term_counts_every_layer_alike_whatever_its_scale(tiny_vgg):
+    # Each layer's Gram error is relative to its target, so a layer whose activations are
+    # 10x larger (Gram 10^4x) neither dominates nor vanishes; per layer, a grey output
+    # against a colourful style scores on the order of one.
+    vgg, _ = load_vgg(tiny_vgg)
+    style = torch.rand(1, 3, 32, 32)
+    output = torch.full((1, 3, 32, 32), 0.5) + 0.05 * torch.randn(1, 3, 32, 32)
+    layers = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+    per_layer = []
+    for name in layers:
+        loss = PerceptualLoss(vgg, [style[0]], [name], "relu2_2", LossWeights())
+        per_layer.append(loss(output, output, torch.tensor([0]))["style"].item())
+    assert all(0.05 < v < 20 for v in per_layer), per_layer
+    loss = PerceptualLoss(vgg, [style[0]], layers, "relu2_2", LossWeights())
+    before = loss(output, output, torch.tensor([0]))["style"].item()
+    vgg.out_scale *= 10
+    rescaled = PerceptualLoss(vgg, [style[0]], layers, "relu2_2", LossWeights())
+    assert rescaled(output, output, torch.tensor([0]))["style"].item() == pytest.approx(before, rel=1e-4)
+
+
 def test_vgg_stays_frozen_in_eval(tiny_vgg):
     vgg, _ = load_vgg(tiny_vgg)
     vgg.train()
