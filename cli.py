@@ -53,6 +53,7 @@ def bench_norms(
 def train_style_cmd(
     style: Optional[list[Path]] = typer.Option(None, "--style", help="Style image (repeat for a multi-style network)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Folder of content photos."),
+    holdout: Optional[int] = typer.Option(None, help="Photos of --data never trained on (a fixed split)."),
     name: Optional[str] = typer.Option(None, help="Model name: weights/<name>.safetensors by default."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Weights file to write."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Checkpoints and previews (default runs/style/<name>)."),
@@ -82,7 +83,7 @@ def train_style_cmd(
     from stylenorm.style.train import StyleTrainConfig, train_style
 
     overrides = dict(
-        styles=[str(s) for s in style] if style else None, data=str(data) if data else None, name=name,
+        styles=[str(s) for s in style] if style else None, data=str(data) if data else None, holdout=holdout, name=name,
         output=str(output) if output else None, run_dir=str(run_dir) if run_dir else None, norm=norm,
         image_size=image_size, style_size=style_size, batch_size=batch_size, steps=steps, lr=lr,
         content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,

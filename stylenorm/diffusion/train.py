@@ -309,7 +309,7 @@ def train(config: DiffusionTrainConfig, resume: str | Path | None = None, progre
         ema.update(unwrapped)
         done = step + 1
         value = loss.item()
-        history.append({"step": done, "loss": value})
+        history.append({"step": done, "loss": value, "seconds": time.perf_counter() - step_start})
         smoothed = value if smoothed is None else 0.95 * smoothed + 0.05 * value
         # Speed of the training step alone, so evaluations and grids do not skew it.
         images_per_s = global_batch * config.gradient_accumulation_steps / max(time.perf_counter() - step_start, 1e-9)

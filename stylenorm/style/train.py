@@ -37,6 +37,7 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
 class StyleTrainConfig:
     styles: list[str] = field(default_factory=list)  # style image paths; the name is the file stem
     data: str | None = None  # folder of content photos
+    holdout: int = 0  # photos of `data` set aside and never trained on (the same split for every seed)
     name: str = "style"
     output: str | None = None  # weights path; default weights/<name>.safetensors
     run_dir: str | None = None  # checkpoints and previews; default runs/style/<name>
@@ -96,16 +97,29 @@ def random_crop(img: Image.Image, size: int, generator: torch.Generator) -> torc
     return t
 
 
-class ContentPhotos:
-    """The content folder, decoded on demand (small photos; cheaper than the step itself)."""
+HOLDOUT_SEED = 20240  # fixed, so every run and every seed holds out the same photos
 
-    def __init__(self, folder: str | os.PathLike) -> None:
+
+class ContentPhotos:
+    """The content folder, decoded on demand (small photos; cheaper than the step itself).
+
+    `files` are the training photos; `held_out` the `holdout` photos of a fixed seeded
+    split that training never sees (for evaluating on unseen photos).
+    """
+
+    def __init__(self, folder: str | os.PathLike, holdout: int = 0) -> None:
         folder = Path(folder)
         if not folder.is_dir():
             raise StylenormError(f"content folder not found: {folder}; pass a folder of photos with --data")
-        self.files = list_images(folder)
-        if not self.files:
+        files = list_images(folder)
+        if not files:
             raise StylenormError(f"no images in {folder}; --data needs a folder of JPEG/PNG photos")
+        if not 0 <= holdout < len(files):
+            raise StylenormError(f"holdout {holdout} must be between 0 and {len(files) - 1} (the folder has {len(files)} photos)")
+        order = torch.randperm(len(files), generator=torch.Generator().manual_seed(HOLDOUT_SEED)).tolist()
+        held = set(order[:holdout])
+        self.files = [f for i, f in enumerate(files) if i not in held]
+        self.held_out = [files[i] for i in sorted(held)]
 
     def __len__(self) -> int:
         return len(self.files)
@@ -161,7 +175,7 @@ def train_style(cfg: StyleTrainConfig) -> Path:
     world, rank = accelerator.num_processes, accelerator.process_index
     torch.manual_seed(cfg.seed)
 
-    photos = ContentPhotos(cfg.data)
+    photos = ContentPhotos(cfg.data, cfg.holdout)
     vgg, vgg_source = load_vgg(cfg.vgg_weights, cfg.vgg_format, sorted(set(cfg.style_layers) | {cfg.content_layer}))
     style_tensors = [to_tensor(np.asarray(_resize_longest(_load_rgb(s), cfg.style_size)))[0] for s in cfg.styles]
     loss_fn = PerceptualLoss(
@@ -173,6 +187,7 @@ def train_style(cfg: StyleTrainConfig) -> Path:
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start_step = 0
     averages: dict[str, float] = {}  # smoothed losses for the bar and the card
+    history: list[dict[str, float]] = []  # raw losses and step time, one entry per step
     if cfg.resume:
         ckpt = latest_checkpoint(cfg.resume)
         model_sd, _, state = load_training_state(ckpt)
@@ -183,6 +198,7 @@ def train_style(cfg: StyleTrainConfig) -> Path:
         start_step = int(state["step"])
         restore_rng(state["rng"])
         averages = dict(state.get("card_facts", {}).get("losses", {}))
+        history = list(state.get("history", []))
     model, optimizer = accelerator.prepare(model, optimizer)
 
     preview_photos = []
@@ -206,6 +222,8 @@ def train_style(cfg: StyleTrainConfig) -> Path:
     step = start_step
     model.train()
     while step < cfg.steps:
+        step_started = time.perf_counter()
+        step_losses = dict.fromkeys(("total", "content", "style", "tv"), 0.0)
         for k in range(cfg.grad_accum):
             micro = step * cfg.grad_accum + k
             idx = batch_indices(len(photos), global_micro, micro, cfg.seed)
@@ -223,7 +241,9 @@ def train_style(cfg: StyleTrainConfig) -> Path:
             for key, value in losses.items():
                 v = float(value.detach())
                 averages[key] = v if key not in averages else 0.95 * averages[key] + 0.05 * v
+                step_losses[key] += v / cfg.grad_accum
         step += 1
+        history.append({"step": step, **step_losses, "seconds": time.perf_counter() - step_started})
         elapsed = max(time.time() - started, 1e-6)
         bar.update(1)
         bar.set_postfix(content=f"{averages['content'] * cfg.content_weight:.3g}", style=f"{averages['style'] * cfg.style_weight:.3g}",
@@ -235,7 +255,7 @@ def train_style(cfg: StyleTrainConfig) -> Path:
             if cfg.checkpoint_every and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
                 facts = {"num_photos": len(photos), "vgg_source": vgg_source, "losses": dict(averages),
                          "device": str(device), "world": world}
-                _save_checkpoint(run_dir, step, accelerator.unwrap_model(model), optimizer, cfg, facts)
+                _save_checkpoint(run_dir, step, accelerator.unwrap_model(model), optimizer, cfg, facts, history)
         accelerator.wait_for_everyone()
     bar.close()
 
@@ -250,10 +270,11 @@ def train_style(cfg: StyleTrainConfig) -> Path:
 
 
 def _save_checkpoint(run_dir: Path, step: int, model: TransformerNet, optimizer: torch.optim.Optimizer,
-                     cfg: StyleTrainConfig, card_facts: dict[str, Any]) -> None:
+                     cfg: StyleTrainConfig, card_facts: dict[str, Any], history: list[dict[str, float]]) -> None:
     state: dict[str, Any] = {
         "step": step,
         "card_facts": card_facts,
+        "history": history,
         "optimizer": optimizer.state_dict(),
         "rng": capture_rng(),
         "config": {k: v for k, v in asdict(cfg).items() if isinstance(v, (int, float, str, bool, list, type(None)))},
@@ -282,7 +303,8 @@ def build_card(cfg: StyleTrainConfig, *, step: int, num_photos: int, vgg_source:
         "styles": [style_name(s) for s in cfg.styles],
         "default_style": style_name(cfg.styles[0]),
         "style_images": [Path(s).name for s in cfg.styles],
-        "data": f"{num_photos} photos from {Path(cfg.data).name}/" if cfg.data else None,
+        "data": (f"{num_photos} photos from {Path(cfg.data).name}/" + (f" ({cfg.holdout} more held out)" if cfg.holdout else ""))
+        if cfg.data else None,
         "loss_network": vgg_source,
         "steps": step,
         "images_per_style": step * cfg.grad_accum * cfg.batch_size * world,

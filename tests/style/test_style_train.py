@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
 
 from stylenorm.checkpoints import load_model
+from stylenorm.errors import StylenormError
 from stylenorm.style.loss import LossWeights, PerceptualLoss, load_vgg
 from stylenorm.style.net import TransformerNet
 from stylenorm.style.train import StyleTrainConfig, train_style
@@ -89,3 +91,26 @@ def test_gradient_accumulation_steps_the_optimizer_once_per_step(tiny_vgg, tiny_
     _, _, state = load_training_state(tmp_path / "run" / "checkpoints" / "step_0000002")
     adam_steps = {int(v["step"]) for v in state["optimizer"]["state"].values()}
     assert adam_steps == {2}  # two micro-batches per step, one optimizer update
+
+
+def test_holdout_photos_are_a_fixed_split_never_trained_on(tiny_data):
+    from stylenorm.style.train import ContentPhotos
+
+    everything = ContentPhotos(tiny_data["content"])
+    split = ContentPhotos(tiny_data["content"], holdout=2)
+    assert len(split.held_out) == 2 and len(split.files) == len(everything.files) - 2
+    assert not set(split.held_out) & set(split.files)
+    assert ContentPhotos(tiny_data["content"], holdout=2).held_out == split.held_out
+    with pytest.raises(StylenormError, match="holdout 6 must be between 0 and 5"):
+        ContentPhotos(tiny_data["content"], holdout=6)
+
+
+def test_checkpoints_keep_the_loss_history_across_resume(tiny_vgg, tiny_data, tmp_path):
+    from stylenorm.checkpoints import latest_checkpoint, load_training_state
+
+    train_style(_cfg(tiny_vgg, tiny_data, tmp_path, steps=2))
+    train_style(_cfg(tiny_vgg, tiny_data, tmp_path, resume=str(tmp_path / "run")))
+    _, _, state = load_training_state(latest_checkpoint(tmp_path / "run"))
+    history = state["history"]
+    assert [h["step"] for h in history] == [1, 2, 3, 4]
+    assert all(h["seconds"] > 0 and h["total"] > 0 and h["style"] > 0 for h in history)
