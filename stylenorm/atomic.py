@@ -28,10 +28,11 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    # mkstemp creates 0600 files; users expect the permissions a plain open() gives.
-    os.chmod(tmp_path, 0o666 & ~_current_umask())
     try:
         yield tmp_path
+        # mkstemp creates 0600 files, and some writers (safetensors) recreate the file the
+        # same way; users expect the permissions a plain open() gives.
+        os.chmod(tmp_path, 0o666 & ~_current_umask())
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

@@ -105,7 +105,7 @@ def train_digit_classifier(config: ClassifierConfig) -> tuple[Path, float]:
         "model": "DigitClassifier",
         "purpose": "feature space (128-d) for the Fréchet distance of generated digits",
         "held_out_accuracy": held_accuracy,
-        "config": asdict(config),
+        "config": {k: v for k, v in asdict(config).items() if k != "output"},  # no local paths in a shipped card
         "data": data.source,
         "date": datetime.date.today().isoformat(),
     }
