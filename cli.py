@@ -107,20 +107,22 @@ def stylize_cmd(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     tile_size: Optional[int] = typer.Option(None, "--tile-size", help="Process in tiles of this size (default: automatic for large photos; 0 never)."),
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", help="Refuse larger images (decompression-bomb guard); 0 = no limit."),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the device computes it natively, else fp32), fp32, bf16 or fp16 (GPUs)."),
 ) -> None:
     """Stylize photos; writes <name>_<style>.<ext> beside each input by default."""
-    from stylenorm.style.stylize import resolve_style, stylize_many
+    from stylenorm.style.stylize import resolve_precision, resolve_style, stylize_many
 
     if device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
             raise StylenormError(f"--device {device} asked for a GPU but torch sees none; use --device cpu")
+    resolve_precision(precision, device)  # a bad value fails before the weights load
     choice = resolve_style(style, weights, device)
     failures = stylize_many(
         choice, inputs, output, report=lambda line: typer.echo(line, err=line.startswith("error")),
         max_size=max_size, strength=strength, preserve_color=preserve_color, max_pixels=max_pixels,
-        tile_size=tile_size, progress=True,
+        tile_size=tile_size, progress=True, precision=precision,
     )
     if failures:
         raise StylenormError(f"{failures} of the inputs failed (see above); the others were written")
@@ -287,6 +289,20 @@ def bench_fused(
     from stylenorm.bench.fused import run_fused_benchmark
 
     run_fused_benchmark(output=output, device=device, repeats=repeats, quick=quick, compile=compile)
+
+
+@bench_app.command("stylize")
+def bench_stylize(
+    output: Path = typer.Option(Path("results/bench_stylize.md"), "-o", "--output", help="Markdown table to write."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda; default: cpu, and cuda too when present."),
+    repeats: int = typer.Option(5, help="Timed repetitions per measurement (median is reported)."),
+    quick: bool = typer.Option(False, help="Small images and one repeat (a smoke run)."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+) -> None:
+    """ms per image and peak memory of the plain float32 forward and of the `stylize` path, with PSNR."""
+    from stylenorm.bench.stylize import run_stylize_benchmark
+
+    run_stylize_benchmark(output=output, device=device, repeats=repeats, quick=quick, threads=threads)
 
 
 def main() -> None:

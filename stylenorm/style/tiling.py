@@ -82,7 +82,9 @@ def frozen_statistics(model: nn.Module, stats: dict[nn.Module, tuple[torch.Tenso
             return None
         mean, var = stats[module]
         h = inputs[0]
-        y = (h - mean.to(h.dtype)) * torch.rsqrt(var + module.eps).to(h.dtype)
+        # In float32: a channel's mean can be large next to its spread, and in bf16
+        # subtracting a rounded mean would shift the whole channel.
+        y = ((h.float() - mean) * torch.rsqrt(var + module.eps)).to(h.dtype)
         if module.weight is not None:
             y = y * module.weight.view(1, -1, 1, 1) + module.bias.view(1, -1, 1, 1)
         return y
