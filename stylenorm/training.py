@@ -24,6 +24,13 @@ def make_accelerator(mixed_precision: str = "no", gradient_accumulation_steps: i
         raise StylenormError(f"mixed precision {mixed_precision!r} is not one of no, fp16, bf16")
     if mixed_precision == "fp16" and (cpu or not torch.cuda.is_available()):
         raise StylenormError("fp16 mixed precision needs a GPU; use bf16 on CPU or 'no'")
+    from accelerate.state import AcceleratorState, GradientState
+
+    # accelerate keeps its options in process-wide singletons and refuses different ones
+    # later; several trainings in one process (an ablation grid, the tests) each bring
+    # their own. The process group (PartialState) stays as it is.
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
     return Accelerator(
         mixed_precision=mixed_precision,
         gradient_accumulation_steps=gradient_accumulation_steps,

@@ -52,6 +52,7 @@ class DiffusionTrainConfig:
     image_size: int = 28
     channels: int = 1
     holdout: int = 256  # images kept aside for the held-out loss
+    holdout_seed: int | None = None  # seed of that split; None: the training seed
     # model
     base_channels: int = 32
     channel_mults: tuple[int, ...] = (1, 2, 2)
@@ -231,7 +232,7 @@ def train(config: DiffusionTrainConfig, resume: str | Path | None = None, progre
     device = accelerator.device
     data = load_images(config.data, config.image_size, config.channels,
                        Path(config.data_cache) if config.data_cache else None)
-    train_data, held = split_holdout(data, config.holdout, config.seed)
+    train_data, held = split_holdout(data, config.holdout, config.seed if config.holdout_seed is None else config.holdout_seed)
     global_batch = config.batch_size * accelerator.num_processes
     if len(train_data.images) < global_batch:
         raise StylenormError(

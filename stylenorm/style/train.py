@@ -152,7 +152,7 @@ def _checkpoint_dirs(run_dir: Path) -> list[Path]:
     return sorted((run_dir / "checkpoints").glob("step_*"))
 
 
-def train_style(cfg: StyleTrainConfig) -> Path:
+def train_style(cfg: StyleTrainConfig, progress: bool = True) -> Path:
     """Train and write `<output>.safetensors` + card; return the weights path."""
     if not cfg.styles:
         raise StylenormError("no style image given; pass --style PAINTING.jpg (repeat for several styles)")
@@ -215,7 +215,7 @@ def train_style(cfg: StyleTrainConfig) -> Path:
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train-style {cfg.name}", disable=not accelerator.is_main_process,
+    bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train-style {cfg.name}", disable=not (progress and accelerator.is_main_process),
                dynamic_ncols=True)
     started = time.time()
     images_seen = 0
