@@ -305,6 +305,46 @@ def bench_stylize(
     run_stylize_benchmark(output=output, device=device, repeats=repeats, quick=quick, threads=threads)
 
 
+# ---- ablation
+@app.command("ablate")
+def ablate_cmd(
+    task: str = typer.Argument(..., help="diffusion or style."),
+    norms: str = typer.Option(",".join(("bn", "ln", "in", "gn", "gn8", "rms", "prms", "none")), help="Comma-separated norm specs."),
+    batch_sizes: str = typer.Option("2,8,32", "--batch-sizes", help="Comma-separated batch sizes."),
+    seeds: str = typer.Option("0,1", help="Comma-separated seeds."),
+    preset: str = typer.Option("small", help="small (a 2-core CPU, minutes) or full (one GPU)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for runs/, results.csv, report.md and plots."),
+    style_image: Optional[Path] = typer.Option(None, "--style-image", help="style task: the painting."),
+    data: Optional[Path] = typer.Option(None, help="style task: folder of content photos."),
+    vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="style task: local VGG16 file (default: torchvision's)."),
+    cpu: bool = typer.Option(False, "--cpu", help="Train on CPU even when a GPU is present."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    keep_weights: bool = typer.Option(False, "--keep-weights", help="Keep every run's weights and checkpoints."),
+) -> None:
+    """Train every (norm, batch size, seed) under one budget and report which normalization wins where."""
+    import shlex
+
+    from stylenorm.ablation.grid import Grid, run_grid
+
+    def split(text: str, kind: type, name: str) -> tuple:
+        try:
+            values = tuple(kind(v.strip()) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise StylenormError(f"{name} must be a comma-separated list of {kind.__name__}s, got {text!r}") from None
+        if len(set(values)) != len(values):
+            raise StylenormError(f"{name} lists a value twice: {text!r}")
+        return values
+
+    grid = Grid(
+        task=task, preset=preset, norms=split(norms, str, "--norms"), batch_sizes=split(batch_sizes, int, "--batch-sizes"),
+        seeds=split(seeds, int, "--seeds"), style_image=str(style_image) if style_image else None,
+        data=str(data) if data else None, vgg_weights=str(vgg_weights) if vgg_weights else None, cpu=cpu, threads=threads,
+        keep_weights=keep_weights, command="stylenorm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    report = run_grid(grid, output)
+    typer.echo(f"wrote {report}")
+
+
 def main() -> None:
     try:
         app()

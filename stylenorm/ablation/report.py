@@ -1,0 +1,351 @@
+"""results.csv, plots and report.md of an ablation grid, with a verdict on each claim of the seeds."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stylenorm.ablation.grid import Grid, read_result, run_name
+from stylenorm.ablation.presets import get_preset, preset_dict, steps_for
+from stylenorm.atomic import atomic_output
+from stylenorm.norms import make_norm, parse_spec
+
+CSV_COLUMNS = ["task", "norm", "batch_size", "seed", "status", "steps", "images", "lr", "heldout_loss", "fid",
+               "heldout_content", "heldout_style", "bn_train_mode_loss", "bn_eval_mode_loss", "images_per_s",
+               "memory_mb", "error"]
+# Lower is better for every quality metric here.
+# The claims are judged on the held-out loss: the Fréchet distance of a briefly trained
+# model's samples is noisy (both are in the tables).
+QUALITY = {"diffusion": "heldout_loss", "style": "heldout_loss"}
+METRICS = {"diffusion": ["heldout_loss", "fid"], "style": ["heldout_content", "heldout_style", "heldout_loss"]}
+LABELS = {"heldout_loss": "held-out loss", "fid": "Fréchet distance (MNIST features)", "heldout_content": "held-out content loss",
+          "heldout_style": "held-out style loss", "images_per_s": "training images/s", "memory_mb": "training memory (MB)"}
+CLEAR_MARGIN = 0.05  # differences under 5% are called ties
+BATCH_INDEPENDENT = ("ln", "in", "gn")  # kinds whose output does not depend on the rest of the batch
+
+
+def collect(out_dir: Path, grid: Grid) -> list[dict[str, Any]]:
+    rows = []
+    for norm, bs, seed in grid.runs():
+        result = read_result(out_dir / "runs" / run_name(norm, bs, seed))
+        if result is not None:
+            rows.append(result)
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+    with atomic_output(path) as tmp:
+        tmp.write_text(buffer.getvalue())
+
+
+class Table:
+    """Seed-averaged metrics of the successful runs, by (norm, batch size)."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.ok = [r for r in rows if r.get("status") == "ok"]
+
+    def values(self, norm: str, bs: int, key: str) -> list[float]:
+        return [float(r[key]) for r in self.ok if r["norm"] == norm and r["batch_size"] == bs and r.get(key) is not None]
+
+    def mean(self, norm: str, bs: int, key: str) -> float | None:
+        vals = self.values(norm, bs, key)
+        return statistics.fmean(vals) if vals else None
+
+    def std(self, norm: str, bs: int, key: str) -> float:
+        vals = self.values(norm, bs, key)
+        return statistics.stdev(vals) if len(vals) > 1 else 0.0
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}g}"
+
+
+def _kind(norm: str) -> str:
+    return parse_spec(norm).kind
+
+
+# ---------------------------------------------------------------- plots
+def make_plots(out_dir: Path, grid: Grid, rows: list[dict[str, Any]]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = Table(rows)
+    written = []
+
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        with atomic_output(out_dir / name) as tmp:
+            fig.savefig(tmp, dpi=110)
+        plt.close(fig)
+        written.append(name)
+
+    # loss curves, one panel per batch size
+    fig, axes = plt.subplots(1, len(grid.batch_sizes), figsize=(4.2 * len(grid.batch_sizes), 3.4), squeeze=False)
+    for ax, bs in zip(axes[0], grid.batch_sizes):
+        for norm in grid.norms:
+            curves = [r["loss_curve"] for r in table.ok if r["norm"] == norm and r["batch_size"] == bs and r.get("loss_curve")]
+            if not curves:
+                continue
+            length = min(len(c) for c in curves)
+            xs = [curves[0][i][0] for i in range(length)]
+            ys = [statistics.fmean(c[i][1] for c in curves) for i in range(length)]
+            ax.plot(xs, ys, label=norm)
+        ax.set(title=f"batch {bs}", xlabel="training images", ylabel="training loss", yscale="log")
+    axes[0][-1].legend(fontsize=7)
+    save(fig, "loss_curves.png")
+
+    # metric vs batch size (the shape of Figure 1 of the GroupNorm paper)
+    metrics = METRICS[grid.task]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], metrics):
+        for norm in grid.norms:
+            pts = [(bs, table.mean(norm, bs, key), table.std(norm, bs, key)) for bs in grid.batch_sizes]
+            pts = [p for p in pts if p[1] is not None]
+            if pts:
+                ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label=norm)
+        ax.set(xscale="log", xlabel="batch size", ylabel=LABELS[key], title=f"{LABELS[key]} vs batch size")
+        ax.set_xticks(list(grid.batch_sizes), [str(b) for b in grid.batch_sizes])
+    axes[0][-1].legend(fontsize=7)
+    save(fig, "metric_vs_batch_size.png")
+
+    # throughput and memory
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), squeeze=False)
+    for ax, key in zip(axes[0], ("images_per_s", "memory_mb")):
+        for norm in grid.norms:
+            pts = [(bs, table.mean(norm, bs, key)) for bs in grid.batch_sizes]
+            pts = [p for p in pts if p[1] is not None]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=norm)
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel=LABELS[key], title=LABELS[key])
+        ax.set_xticks(list(grid.batch_sizes), [str(b) for b in grid.batch_sizes])
+    axes[0][-1].legend(fontsize=7)
+    save(fig, "speed_memory.png")
+
+    # image grids: one per norm, from the largest batch size and the first seed
+    picture = "samples.png" if grid.task == "diffusion" else "stylized.png"
+    bs, seed = max(grid.batch_sizes), grid.seeds[0]
+    shown = [(n, out_dir / "runs" / run_name(n, bs, seed) / picture) for n in grid.norms]
+    shown = [(n, p) for n, p in shown if p.is_file()]
+    if shown:
+        from PIL import Image
+
+        cols = min(4, len(shown))
+        rows_n = (len(shown) + cols - 1) // cols
+        aspect = Image.open(shown[0][1]).size
+        width = 3.2 if grid.task == "diffusion" else 4.5
+        fig, axes = plt.subplots(rows_n, cols, figsize=(width * cols, width * aspect[1] / aspect[0] * rows_n + 0.4 * rows_n),
+                                 squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, (norm, path) in zip(axes.flat, shown):
+            ax.imshow(Image.open(path), cmap="gray" if grid.task == "diffusion" else None, interpolation="nearest")
+            ax.set_title(norm)
+        fig.suptitle(f"{'generated digits' if grid.task == 'diffusion' else 'held-out photos (top) and stylized (bottom)'}, "
+                     f"batch {bs}, seed {seed}")
+        save(fig, "image_grids.png")
+    return written
+
+
+# ---------------------------------------------------------------- claims
+def _claims(grid: Grid, table: Table) -> list[tuple[str, str, str]]:
+    """(claim, verdict, evidence) for every claim of the seeds."""
+    q = QUALITY[grid.task]
+    qname = LABELS[q]
+    lo, hi = min(grid.batch_sizes), max(grid.batch_sizes)
+    norms = list(grid.norms)
+    claims = []
+
+    # 1. BN degrades at small batch sizes, batch-independent norms do not
+    claim = "BatchNorm degrades at small batch sizes; GroupNorm, LayerNorm and InstanceNorm do not"
+    indep = [n for n in norms if _kind(n) in BATCH_INDEPENDENT]
+    bns = [n for n in norms if _kind(n) == "bn"]
+    if not bns or not indep or lo == hi:
+        claims.append((claim, "not measured", "needs bn, a batch-independent norm and two batch sizes in the grid"))
+    else:
+        def ratio(n: str) -> float | None:
+            a, b = table.mean(n, lo, q), table.mean(n, hi, q)
+            return None if a is None or b is None or b == 0 else a / b
+        r_bn = ratio(bns[0])
+        r_ind = {n: ratio(n) for n in indep if ratio(n) is not None}
+        if r_bn is None or not r_ind:
+            claims.append((claim, "not measured", "the runs it needs failed"))
+        else:
+            best_ind_lo = min(table.mean(n, lo, q) for n in r_ind)
+            evidence = (f"{qname} at batch {lo} relative to batch {hi}: bn ×{r_bn:.2f}; "
+                        + ", ".join(f"{n} ×{r:.2f}" for n, r in r_ind.items())
+                        + f". At batch {lo}: bn {_fmt(table.mean(bns[0], lo, q))}, best batch-independent {_fmt(best_ind_lo)}.")
+            worst_ind = max(r_ind.values())
+            if r_bn > worst_ind * (1 + CLEAR_MARGIN) and table.mean(bns[0], lo, q) > best_ind_lo * (1 + CLEAR_MARGIN):
+                verdict = "supported"
+            elif r_bn <= statistics.median(r_ind.values()) * (1 + CLEAR_MARGIN):
+                verdict = "not supported"
+                evidence += " BatchNorm lost no more from the small batch than the batch-independent norms did."
+            else:
+                verdict = "partly supported"
+            claims.append((claim, verdict, evidence))
+
+    # 2. BN train/eval discrepancy
+    claim = "BatchNorm behaves differently in training (batch statistics) and inference (running averages)"
+    gaps = []
+    for n in bns[:1]:
+        for bs in grid.batch_sizes:
+            tr, ev = table.mean(n, bs, "bn_train_mode_loss"), table.mean(n, bs, "bn_eval_mode_loss")
+            if tr is not None and ev is not None and tr > 0:
+                gaps.append((bs, tr, ev, ev / tr - 1))
+    if not gaps:
+        claims.append((claim, "not measured", "needs bn in the grid"))
+    else:
+        evidence = "held-out loss, train mode → eval mode: " + "; ".join(
+            f"batch {bs}: {tr:.4g} → {ev:.4g} ({gap:+.0%})" for bs, tr, ev, gap in gaps)
+        largest = max(abs(g[3]) for g in gaps)
+        verdict = "supported" if largest > CLEAR_MARGIN else "not supported"
+        if verdict == "not supported":
+            evidence += f". Every gap is under {CLEAR_MARGIN:.0%}."
+        claims.append((claim, verdict, evidence))
+
+    # 3. GN with G=1 is LN, with G=C is IN: checked on the layers this backend builds
+    claim = "GroupNorm with G=1 reproduces LayerNorm and with G=C reproduces InstanceNorm"
+    widths = (32, 64, 128)
+    torch.manual_seed(0)
+    worst_ln = worst_in = 0.0
+    for c in widths:
+        x = torch.randn(4, c, 8, 8, dtype=torch.float64) * 3 + 1
+        worst_ln = max(worst_ln, (make_norm("gn1", c).double()(x) - make_norm("ln", c).double()(x)).abs().max().item())
+        worst_in = max(worst_in, (make_norm(f"gn{c}", c).double()(x) - make_norm("in", c).double()(x)).abs().max().item())
+    verdict = "supported" if max(worst_ln, worst_in) < 1e-9 else "not supported"
+    evidence = f"largest difference at widths {widths} in float64: gn1 vs ln {worst_ln:.1e}, gnC vs in {worst_in:.1e}"
+    if "gn" in norms and "in" in norms and grid.task == "diffusion":
+        evidence += ("; note that plain `gn` (32 groups, or the largest divisor of C up to 32) is InstanceNorm at widths "
+                     "up to 32")
+    claims.append((claim, verdict, evidence))
+
+    # 4 and 5. The right norm for each task
+    for task, wanted, claim in (("style", ("in",), "InstanceNorm is the right choice for style transfer"),
+                                ("diffusion", ("gn",), "GroupNorm is the right choice for the diffusion U-Net")):
+        if grid.task != task:
+            claims.append((claim, "not measured here", f"see the {task} ablation"))
+            continue
+        per_bs = []
+        wins = 0
+        for bs in grid.batch_sizes:
+            means = {n: table.mean(n, bs, q) for n in norms if table.mean(n, bs, q) is not None}
+            if not means:
+                continue
+            best = min(means, key=means.get)
+            ours = [n for n in means if _kind(n) in wanted]
+            if not ours:
+                continue
+            mine = min(ours, key=means.get)
+            close = means[mine] <= means[best] * (1 + CLEAR_MARGIN)
+            wins += close
+            per_bs.append(f"batch {bs}: best {best} {_fmt(means[best])}, {mine} {_fmt(means[mine])}")
+        if not per_bs:
+            claims.append((claim, "not measured", f"needs {'/'.join(wanted)} in the grid"))
+            continue
+        verdict = "supported" if wins == len(per_bs) else ("not supported" if wins == 0 else "partly supported")
+        claims.append((claim, verdict, f"{qname} (lower is better; within {CLEAR_MARGIN:.0%} of the best counts as a tie): "
+                       + "; ".join(per_bs)))
+
+    # 6. RMSNorm is cheaper than LayerNorm at equal quality
+    claim = "RMSNorm is cheaper than LayerNorm at equal quality"
+    if "rms" not in norms or "ln" not in norms:
+        claims.append((claim, "not measured", "needs rms and ln in the grid"))
+    else:
+        parts, faster, equal = [], 0, 0
+        for bs in grid.batch_sizes:
+            s_r, s_l = table.mean("rms", bs, "images_per_s"), table.mean("ln", bs, "images_per_s")
+            q_r, q_l = table.mean("rms", bs, q), table.mean("ln", bs, q)
+            if None in (s_r, s_l, q_r, q_l):
+                continue
+            faster += s_r > s_l * 1.02
+            equal += abs(q_r / q_l - 1) <= CLEAR_MARGIN
+            parts.append(f"batch {bs}: speed rms/ln ×{s_r / s_l:.2f}, {qname} rms {_fmt(q_r)} vs ln {_fmt(q_l)}")
+        if not parts:
+            claims.append((claim, "not measured", "the runs it needs failed"))
+        else:
+            n = len(parts)
+            verdict = ("supported" if faster == n and equal == n else
+                       "not supported" if faster == 0 else "partly supported")
+            claims.append((claim, verdict, "; ".join(parts) + " (faster means > 2% more images/s)"))
+    return claims
+
+
+# ---------------------------------------------------------------- report
+def render(grid: Grid, rows: list[dict[str, Any]], plots: list[str]) -> str:
+    table = Table(rows)
+    preset = get_preset(grid.task, grid.preset)
+    failed = [r for r in rows if r.get("status") != "ok"]
+    lines = [f"# Norm ablation: {grid.task} ({grid.preset} preset)", ""]
+    if grid.command:
+        lines += ["Produced by:", "", "```", grid.command, "```", ""]
+    lines += [
+        f"{len(table.ok)} of {len(grid.runs())} runs finished" + (f", {len(failed)} failed (below)" if failed else "") + ".",
+        "",
+        "## Setup",
+        "",
+        f"- Budget: every run trains on the same {preset.images} images, so steps = {preset.images} / batch size "
+        f"({', '.join(f'batch {b}: {steps_for(preset, b)} steps' for b in grid.batch_sizes)}); "
+        "learning rate = base × sqrt(batch / 8); the data order is a function of the seed, the same for every norm.",
+        f"- Preset values: `{json.dumps(preset_dict(preset))}`",
+        "- " + ("Model: the stylenorm diffusion U-Net (FiLM after every norm), class-conditional, on the bundled MNIST "
+                f"subset; {preset.holdout} digits held out. Held-out loss: the EMA model's denoising loss averaged over "
+                f"{preset.eval_timesteps} evenly spaced time steps with fixed noise. Fréchet distance: {preset.fid_samples} "
+                f"DDIM-{preset.sample_steps} samples against the held-out digits in the 128-d features of the shipped "
+                "MNIST classifier (weights/mnist_classifier.safetensors)."
+                if grid.task == "diffusion" else
+                f"Model: TransformerNet (Johnson et al.) trained on {Path(str(grid.style_image)).name} at "
+                f"{preset.image_size}² crops; {preset.holdout} photos of the content folder held out (never trained on), "
+                f"{preset.eval_photos} of them scored. Held-out loss = content + {preset.style_weight} × style "
+                "(the training weights, no TV term)."),
+        "- Throughput: training images/s over the run's steps (first three left out). Memory: one training step of a "
+        "fresh model; on CUDA the allocator's peak, on CPU the bytes autograd saves for backward (the activations: "
+        "the CPU allocator keeps no peak statistics).",
+        "",
+        "## Results",
+        "",
+    ]
+    for key in METRICS[grid.task] + ["images_per_s", "memory_mb"]:
+        lines += [f"{LABELS[key]} (mean ± std over seeds {', '.join(map(str, grid.seeds))})", "",
+                  "| norm | " + " | ".join(f"batch {b}" for b in grid.batch_sizes) + " |",
+                  "|---|" + "---|" * len(grid.batch_sizes)]
+        for norm in grid.norms:
+            cells = []
+            for bs in grid.batch_sizes:
+                m = table.mean(norm, bs, key)
+                cells.append("—" if m is None else f"{m:.4g} ± {table.std(norm, bs, key):.2g}")
+            lines.append(f"| {norm} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## The seeds' claims against these measurements", ""]
+    for claim, verdict, evidence in _claims(grid, table):
+        lines += [f"- **{claim}: {verdict}.** {evidence}"]
+    lines.append("")
+    if plots:
+        lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    if failed:
+        lines += ["## Failed runs", "", "| run | error |", "|---|---|"]
+        lines += [f"| {run_name(r['norm'], r['batch_size'], r['seed'])} | {r.get('error', '')} |" for r in failed]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(out_dir: Path, grid: Grid) -> Path:
+    rows = collect(out_dir, grid)
+    write_csv(out_dir / "results.csv", rows)
+    plots = make_plots(out_dir, grid, rows)
+    path = out_dir / "report.md"
+    with atomic_output(path) as tmp:
+        tmp.write_text(render(grid, rows, plots))
+    return path
