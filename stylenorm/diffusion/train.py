@@ -266,7 +266,7 @@ def train(config: DiffusionTrainConfig, resume: str | Path | None = None, progre
 
     unwrapped = accelerator.unwrap_model(model)
     model.train()
-    rank, world = accelerator.process_index, accelerator.num_processes
+    rank = accelerator.process_index
     grid_labels = torch.arange(64) % num_classes if num_classes else None
     bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, desc="diffusion",
                disable=not (progress and accelerator.is_main_process), dynamic_ncols=True)

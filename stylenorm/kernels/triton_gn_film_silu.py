@@ -161,7 +161,6 @@ if triton is not None:
 def _spatial_strides(x: torch.Tensor) -> tuple[int, int, int]:
     """(stride_n, stride_c, stride_p) when the spatial axes flatten into one axis p."""
     n, c = x.shape[:2]
-    spatial = x.shape[2:]
     if x.is_contiguous():
         return x.stride(0), x.stride(1), 1
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,24 +10,6 @@ from stylenorm.bench.stylize import photo, psnr_db
 from stylenorm.errors import StylenormError
 from stylenorm.style import stylize as sty
 from stylenorm.style.stylize import resolve_precision, resolve_style, stylize_tensor
-
-
-@pytest.fixture()
-def run(monkeypatch, capsys):
-    """cli.main() in this process: returns (exit code, stdout, stderr)."""
-    import cli
-
-    def invoke(*args: str) -> subprocess.CompletedProcess:
-        monkeypatch.setattr(sys, "argv", ["stylenorm", *args])
-        code = 0
-        try:
-            cli.main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out.out, out.err)
-
-    return invoke
 
 
 def _eager(choice, x: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
@@ -22,24 +21,6 @@ def run_installed(*args: str) -> subprocess.CompletedProcess:
     """The real entry point in a fresh process (slow: used once, for the headline use)."""
     return subprocess.run([sys.executable, "-m", "stylenorm", *args], capture_output=True, text=True,
                           cwd=REPO, timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
-
-
-@pytest.fixture()
-def run(monkeypatch, capsys):
-    """cli.main() in this process, as the console script calls it: returns (exit code, stdout, stderr)."""
-    import cli
-
-    def invoke(*args: str) -> subprocess.CompletedProcess:
-        monkeypatch.setattr(sys, "argv", ["stylenorm", *args])
-        code = 0
-        try:
-            cli.main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out.out, out.err)
-
-    return invoke
 
 
 def test_styles_lists_the_shipped_styles(run):

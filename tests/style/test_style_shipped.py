@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from stylenorm.images import load_image, to_tensor, to_uint8
 from stylenorm.style.stylize import resolve_style, stylize_tensor
