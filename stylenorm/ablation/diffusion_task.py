@@ -101,14 +101,27 @@ def run_diffusion(preset: DiffusionPreset, norm: str, batch_size: int, seed: int
 
     labels = torch.arange(preset.fid_samples) % data.num_classes
     samples = generate(loaded, preset.fid_samples, "ddim", preset.sample_steps, labels, preset.guidance, seed=seed)
-    classifier = load_digit_classifier().to(device)
-    with torch.no_grad():
-        generated = torch.cat([classifier.features(b.to(device)).cpu() for b in samples.split(500)])
-        reference = torch.cat([classifier.features(b.to(device)).cpu() for b in held.images.split(500)])
-    result["fid"] = frechet_distance(generated, reference)
+    result["fid"] = fid_against(samples, held.images)
     save_grid(samples[:100], run_dir / "samples.png", nrow=10)
 
     result.update(speed_from_history(history, batch_size))
     result["memory_mb"] = megabytes(_probe_memory(config, train_data, device))
     result["loss_curve"] = loss_curve(history, batch_size, key="loss")
     return result
+
+
+@torch.no_grad()
+def fid_against(images: torch.Tensor, reference: torch.Tensor) -> float:
+    """Fréchet distance of two image sets in the shipped MNIST classifier's features."""
+    classifier = load_digit_classifier()
+    features = [torch.cat([classifier.features(b) for b in x.split(500)]) for x in (images, reference)]
+    return frechet_distance(*features)
+
+
+def fid_scale(preset: DiffusionPreset) -> dict[str, float]:
+    """What the Fréchet distance means here: real training digits and uniform noise, each
+    as many as the generated set, against the held-out digits."""
+    train_data, held = split_holdout(load_images("mnist5k", 28, 1), preset.holdout, HOLDOUT_SEED)
+    noise = torch.rand((preset.fid_samples, 1, 28, 28), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    return {"real digits": fid_against(train_data.images[:preset.fid_samples], held.images),
+            "uniform noise": fid_against(noise, held.images)}

@@ -14,7 +14,7 @@ import torch
 from stylenorm.ablation.grid import Grid, read_result, run_name
 from stylenorm.ablation.presets import get_preset, preset_dict, steps_for
 from stylenorm.atomic import atomic_output
-from stylenorm.norms import make_norm, parse_spec
+from stylenorm.norms import default_groups, make_norm, parse_spec
 
 CSV_COLUMNS = ["task", "norm", "batch_size", "seed", "status", "steps", "images", "lr", "heldout_loss", "fid",
                "heldout_content", "heldout_style", "bn_train_mode_loss", "bn_eval_mode_loss", "images_per_s",
@@ -71,11 +71,30 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}g}"
 
 
+def _fid_scale(preset) -> dict[str, float]:
+    from stylenorm.ablation.diffusion_task import fid_scale
+
+    return fid_scale(preset)
+
+
+def model_widths(grid: Grid) -> set[int]:
+    """Channel widths of the normalized layers of the grid's model."""
+    if grid.task == "diffusion":
+        preset = get_preset(grid.task, grid.preset)
+        return {preset.base_channels * m for m in (1, *preset.channel_mults)}
+    return {32, 64, 128}  # TransformerNet
+
+
 def _kind(norm: str) -> str:
     return parse_spec(norm).kind
 
 
 # ---------------------------------------------------------------- plots
+def _batch_ticks(ax, grid: Grid) -> None:
+    ax.set_xticks(list(grid.batch_sizes), [str(b) for b in grid.batch_sizes])
+    ax.xaxis.set_minor_locator(__import__("matplotlib").ticker.NullLocator())
+
+
 def make_plots(out_dir: Path, grid: Grid, rows: list[dict[str, Any]]) -> list[str]:
     import matplotlib
 
@@ -85,10 +104,10 @@ def make_plots(out_dir: Path, grid: Grid, rows: list[dict[str, Any]]) -> list[st
     table = Table(rows)
     written = []
 
-    def save(fig, name: str) -> None:
+    def save(fig, name: str, dpi: int = 110) -> None:
         fig.tight_layout()
         with atomic_output(out_dir / name) as tmp:
-            fig.savefig(tmp, dpi=110)
+            fig.savefig(tmp, dpi=dpi)
         plt.close(fig)
         written.append(name)
 
@@ -117,7 +136,7 @@ def make_plots(out_dir: Path, grid: Grid, rows: list[dict[str, Any]]) -> list[st
             if pts:
                 ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label=norm)
         ax.set(xscale="log", xlabel="batch size", ylabel=LABELS[key], title=f"{LABELS[key]} vs batch size")
-        ax.set_xticks(list(grid.batch_sizes), [str(b) for b in grid.batch_sizes])
+        _batch_ticks(ax, grid)
     axes[0][-1].legend(fontsize=7)
     save(fig, "metric_vs_batch_size.png")
 
@@ -130,13 +149,13 @@ def make_plots(out_dir: Path, grid: Grid, rows: list[dict[str, Any]]) -> list[st
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=norm)
         ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel=LABELS[key], title=LABELS[key])
-        ax.set_xticks(list(grid.batch_sizes), [str(b) for b in grid.batch_sizes])
+        _batch_ticks(ax, grid)
     axes[0][-1].legend(fontsize=7)
     save(fig, "speed_memory.png")
 
-    # image grids: one per norm, from the largest batch size and the first seed
+    # image grids: one per norm, from the smallest batch size (the most optimizer steps) and the first seed
     picture = "samples.png" if grid.task == "diffusion" else "stylized.png"
-    bs, seed = max(grid.batch_sizes), grid.seeds[0]
+    bs, seed = min(grid.batch_sizes), grid.seeds[0]
     shown = [(n, out_dir / "runs" / run_name(n, bs, seed) / picture) for n in grid.norms]
     shown = [(n, p) for n, p in shown if p.is_file()]
     if shown:
@@ -155,7 +174,7 @@ def make_plots(out_dir: Path, grid: Grid, rows: list[dict[str, Any]]) -> list[st
             ax.set_title(norm)
         fig.suptitle(f"{'generated digits' if grid.task == 'diffusion' else 'held-out photos (top) and stylized (bottom)'}, "
                      f"batch {bs}, seed {seed}")
-        save(fig, "image_grids.png")
+        save(fig, "image_grids.png", dpi=80)
     return written
 
 
@@ -249,15 +268,19 @@ def _claims(grid: Grid, table: Table) -> list[tuple[str, str, str]]:
             if not ours:
                 continue
             mine = min(ours, key=means.get)
-            close = means[mine] <= means[best] * (1 + CLEAR_MARGIN)
-            wins += close
-            per_bs.append(f"batch {bs}: best {best} {_fmt(means[best])}, {mine} {_fmt(means[mine])}")
+            wins += means[mine] <= means[best] * (1 + CLEAR_MARGIN)
+            per_bs.append(f"batch {bs}: {best} best ({_fmt(means[best])})" if mine == best else
+                          f"batch {bs}: best {best} {_fmt(means[best])}, {mine} {_fmt(means[mine])}")
         if not per_bs:
             claims.append((claim, "not measured", f"needs {'/'.join(wanted)} in the grid"))
             continue
         verdict = "supported" if wins == len(per_bs) else ("not supported" if wins == 0 else "partly supported")
-        claims.append((claim, verdict, f"{qname} (lower is better; within {CLEAR_MARGIN:.0%} of the best counts as a tie): "
-                       + "; ".join(per_bs)))
+        evidence = (f"{qname} (lower is better; within {CLEAR_MARGIN:.0%} of the best counts as a tie): " + "; ".join(per_bs))
+        widths = model_widths(grid)
+        if task == "diffusion" and "gn" in norms and all(default_groups(w) == w for w in widths):
+            evidence += (f". Caution: at this preset's widths ({', '.join(map(str, sorted(widths)))}) plain `gn` has one "
+                         "channel per group in every layer, so `gn` here is InstanceNorm under another name")
+        claims.append((claim, verdict, evidence))
 
     # 6. RMSNorm is cheaper than LayerNorm at equal quality
     claim = "RMSNorm is cheaper than LayerNorm at equal quality"
@@ -304,7 +327,8 @@ def render(grid: Grid, rows: list[dict[str, Any]], plots: list[str]) -> str:
                 f"subset; {preset.holdout} digits held out. Held-out loss: the EMA model's denoising loss averaged over "
                 f"{preset.eval_timesteps} evenly spaced time steps with fixed noise. Fréchet distance: {preset.fid_samples} "
                 f"DDIM-{preset.sample_steps} samples against the held-out digits in the 128-d features of the shipped "
-                "MNIST classifier (weights/mnist_classifier.safetensors)."
+                "MNIST classifier (weights/mnist_classifier.safetensors); for scale, "
+                + ", ".join(f"{k} score {v:.0f}" for k, v in _fid_scale(preset).items()) + "."
                 if grid.task == "diffusion" else
                 f"Model: TransformerNet (Johnson et al.) trained on {Path(str(grid.style_image)).name} at "
                 f"{preset.image_size}² crops; {preset.holdout} photos of the content folder held out (never trained on), "
