@@ -7,6 +7,7 @@ a number in a file can always be traced to where and how it was measured.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import statistics
@@ -95,14 +96,42 @@ def interleaved_medians_ms(
     return [statistics.median(own) for own in samples]
 
 
+def _proc_status_bytes(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024  # reported in kB
+    raise OSError(f"no {field} in /proc/self/status")
+
+
+def peak_rss_delta(fn: Callable[[], object]) -> int | None:
+    """Peak resident memory one call of fn adds, from the kernel's high-water mark (Linux).
+
+    Exact where sampling the RSS from a thread can miss a short spike. Memory that
+    malloc keeps after earlier runs would hide part of the peak, so it is handed
+    back first (malloc_trim, glibc). None where /proc cannot be used.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
+            clear.write("5")  # resets VmHWM to the current RSS
+        baseline = _proc_status_bytes("VmRSS")
+    except OSError:
+        return None
+    fn()
+    return max(_proc_status_bytes("VmHWM") - baseline, 0)
+
+
 def peak_memory_bytes(fn: Callable[[], object], device: torch.device) -> int | None:
     """Peak memory that one call of `fn` adds above what was in use before it.
 
-    CUDA: torch's allocator high-water mark (exact for tensors). CPU: torch's CPU
-    allocations are invisible to tracemalloc, so the process RSS is sampled from a
-    background thread while `fn` runs (torch releases the GIL inside its kernels);
-    the result is an estimate that can miss short spikes and includes allocator
-    caching. None when it cannot be measured (no psutil).
+    CUDA: torch's allocator high-water mark (exact for tensors). CPU: the kernel's
+    peak-RSS counter (Linux, see peak_rss_delta); elsewhere the RSS sampled from a
+    background thread (torch releases the GIL inside its kernels), an estimate that
+    can miss short spikes. None when neither works (no /proc, no psutil).
     """
     if device.type == "cuda":
         synchronize(device)
@@ -111,6 +140,9 @@ def peak_memory_bytes(fn: Callable[[], object], device: torch.device) -> int | N
         fn()
         synchronize(device)
         return max(torch.cuda.max_memory_allocated(device) - baseline, 0)
+    exact = peak_rss_delta(fn)
+    if exact is not None:
+        return exact
     try:
         import psutil
     except ImportError:

@@ -9,10 +9,9 @@ the two outputs as 8-bit images, the form a user gets.
 
 from __future__ import annotations
 
-import ctypes
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,42 +38,6 @@ def psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR of two [0, 1] images after rounding to 8 bits (inf when identical)."""
     mse = np.mean((to_uint8(a).astype(np.float64) - to_uint8(b).astype(np.float64)) ** 2)
     return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
-
-
-def _proc_status_bytes(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024  # reported in kB
-    raise OSError(f"no {field} in /proc/self/status")
-
-
-def peak_rss_delta(fn: Callable[[], object]) -> int | None:
-    """Peak resident memory one call of fn adds, from the kernel's high-water mark (Linux).
-
-    Exact where sampling the RSS from a thread can miss a short spike. Memory that
-    malloc keeps after earlier runs would hide part of the peak, so it is handed
-    back first (malloc_trim, glibc). None where /proc cannot be used.
-    """
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
-            clear.write("5")  # resets VmHWM to the current RSS
-        baseline = _proc_status_bytes("VmRSS")
-        fn()
-        return max(_proc_status_bytes("VmHWM") - baseline, 0)
-    except OSError:
-        return None
-
-
-def _peak(fn: Callable[[], object], device: torch.device) -> int | None:
-    if device.type == "cuda":
-        return peak_memory_bytes(fn, device)
-    peak = peak_rss_delta(fn)
-    return peak if peak is not None else peak_memory_bytes(fn, device)
 
 
 def run_stylize_benchmark(output: str | os.PathLike = "results/bench_stylize.md", device: str | None = None,
@@ -105,7 +68,7 @@ def run_stylize_benchmark(output: str | os.PathLike = "results/bench_stylize.md"
 
             reference, result = eager(), fast()  # also the warm-up
             eager_ms, fast_ms = interleaved_medians_ms([eager, fast], dev, repeats, warmup=0)
-            eager_peak, fast_peak = _peak(eager, dev), _peak(fast, dev)
+            eager_peak, fast_peak = peak_memory_bytes(eager, dev), peak_memory_bytes(fast, dev)
             size = f"{width}x{height}"
             rows.append([dev.type, size, "eager float32 NCHW", f"{eager_ms:.1f}", f"{1e3 / eager_ms:.2f}",
                          format_bytes(eager_peak), "1.00x", "reference"])
