@@ -91,8 +91,10 @@ def _kind(norm: str) -> str:
 
 # ---------------------------------------------------------------- plots
 def _batch_ticks(ax, grid: Grid) -> None:
+    from matplotlib.ticker import NullLocator
+
     ax.set_xticks(list(grid.batch_sizes), [str(b) for b in grid.batch_sizes])
-    ax.xaxis.set_minor_locator(__import__("matplotlib").ticker.NullLocator())
+    ax.xaxis.set_minor_locator(NullLocator())  # log-scale minor labels would overprint the batch sizes
 
 
 def make_plots(out_dir: Path, grid: Grid, rows: list[dict[str, Any]]) -> list[str]:

@@ -10,28 +10,15 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
 from stylenorm.ablation.measure import loss_curve, megabytes, speed_from_history, training_memory_bytes
 from stylenorm.ablation.presets import StylePreset, lr_for, steps_for
 from stylenorm.checkpoints import latest_checkpoint, load_into, load_model, load_training_state
-from stylenorm.images import save_image, to_tensor, to_uint8
+from stylenorm.images import save_image, to_uint8
 from stylenorm.style.loss import LossWeights, PerceptualLoss, load_vgg
 from stylenorm.style.net import TransformerNet
-from stylenorm.style.train import ContentPhotos, StyleTrainConfig, _load_rgb, _resize_longest, train_style
-
-
-def center_crop(path: Path, size: int) -> torch.Tensor:
-    """Short side to `size`, then the central square: the same view of a photo every time."""
-    img = _load_rgb(path)
-    w, h = img.size
-    scale = size / min(w, h)
-    img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
-    w, h = img.size
-    x0, y0 = (w - size) // 2, (h - size) // 2
-    return to_tensor(np.asarray(img.crop((x0, y0, x0 + size, y0 + size))))[0]
+from stylenorm.style.train import ContentPhotos, StyleTrainConfig, center_crop, load_style_image, train_style
 
 
 @torch.no_grad()
@@ -62,7 +49,7 @@ def run_style(preset: StylePreset, norm: str, batch_size: int, seed: int, run_di
 
     device = torch.device("cpu" if cpu or not torch.cuda.is_available() else "cuda")
     vgg, _ = load_vgg(vgg_weights, cfg.vgg_format, sorted(set(cfg.style_layers) | {cfg.content_layer}))
-    style = to_tensor(np.asarray(_resize_longest(_load_rgb(style_image), cfg.style_size)))[0]
+    style = load_style_image(style_image, cfg.style_size)
     weights_ = LossWeights(cfg.content_weight, cfg.style_weight, cfg.tv_weight)
     loss_fn = PerceptualLoss(vgg, [style], cfg.style_layers, cfg.content_layer, weights_).to(device)
     net = TransformerNet(norm, 1)

@@ -83,11 +83,20 @@ def _resize_longest(img: Image.Image, longest: int) -> Image.Image:
     return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
 
 
-def random_crop(img: Image.Image, size: int, generator: torch.Generator) -> torch.Tensor:
-    """Resize the short side to `size`, take a seeded random square crop, maybe flip."""
+def load_style_image(path: str | Path, longest: int) -> torch.Tensor:
+    """A painting as (3, H, W) in [0, 1], its longest side resized to `longest`."""
+    return to_tensor(np.asarray(_resize_longest(_load_rgb(path), longest)))[0]
+
+
+def _resize_short_side(img: Image.Image, size: int) -> Image.Image:
     w, h = img.size
     scale = size / min(w, h)
-    img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+    return img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+
+
+def random_crop(img: Image.Image, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Resize the short side to `size`, take a seeded random square crop, maybe flip."""
+    img = _resize_short_side(img, size)
     w, h = img.size
     x0 = int(torch.randint(0, w - size + 1, (1,), generator=generator))
     y0 = int(torch.randint(0, h - size + 1, (1,), generator=generator))
@@ -95,6 +104,14 @@ def random_crop(img: Image.Image, size: int, generator: torch.Generator) -> torc
     if bool(torch.randint(0, 2, (1,), generator=generator)):
         t = t.flip(-1)
     return t
+
+
+def center_crop(path: str | Path, size: int) -> torch.Tensor:
+    """Short side to `size`, then the central square: the same view of a photo every time."""
+    img = _resize_short_side(_load_rgb(path), size)
+    w, h = img.size
+    x0, y0 = (w - size) // 2, (h - size) // 2
+    return to_tensor(np.asarray(img.crop((x0, y0, x0 + size, y0 + size))))[0]
 
 
 HOLDOUT_SEED = 20240  # fixed, so every run and every seed holds out the same photos
@@ -177,7 +194,7 @@ def train_style(cfg: StyleTrainConfig, progress: bool = True) -> Path:
 
     photos = ContentPhotos(cfg.data, cfg.holdout)
     vgg, vgg_source = load_vgg(cfg.vgg_weights, cfg.vgg_format, sorted(set(cfg.style_layers) | {cfg.content_layer}))
-    style_tensors = [to_tensor(np.asarray(_resize_longest(_load_rgb(s), cfg.style_size)))[0] for s in cfg.styles]
+    style_tensors = [load_style_image(s, cfg.style_size) for s in cfg.styles]
     loss_fn = PerceptualLoss(
         vgg, style_tensors, cfg.style_layers, cfg.content_layer,
         LossWeights(cfg.content_weight, cfg.style_weight, cfg.tv_weight),
