@@ -104,28 +104,51 @@ def stylize_cmd(
     max_size: Optional[int] = typer.Option(None, "--max-size", help="Shrink so the longest side is at most this."),
     strength: float = typer.Option(1.0, "--strength", help="1 = full style, 0 = the original photo."),
     preserve_color: bool = typer.Option(False, "--preserve-color", help="Keep the photo's colours, transfer only luminance."),
+    style_scale: float = typer.Option(1.0, "--style-scale", help="Brush-stroke size: 2 = twice as big, 0.5 = half (photos over 1024 px are stylized at 1024 px / scale, then resized back)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     tile_size: Optional[int] = typer.Option(None, "--tile-size", help="Process in tiles of this size (default: automatic for large photos; 0 never)."),
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", help="Refuse larger images (decompression-bomb guard); 0 = no limit."),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the device computes it natively, else fp32), fp32, bf16 or fp16 (GPUs)."),
 ) -> None:
     """Stylize photos; writes <name>_<style>.<ext> beside each input by default."""
-    from stylenorm.style.stylize import resolve_precision, resolve_style, stylize_many
+    from stylenorm.style.stylize import resolve_precision, resolve_style, stylize_many, working_size
 
     if device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
             raise StylenormError(f"--device {device} asked for a GPU but torch sees none; use --device cpu")
-    resolve_precision(precision, device)  # a bad value fails before the weights load
+    resolve_precision(precision, device)  # bad values fail before the weights load
+    working_size(1, 1, style_scale)
     choice = resolve_style(style, weights, device)
     failures = stylize_many(
         choice, inputs, output, report=lambda line: typer.echo(line, err=line.startswith("error")),
-        max_size=max_size, strength=strength, preserve_color=preserve_color, max_pixels=max_pixels,
+        max_size=max_size, strength=strength, preserve_color=preserve_color, style_scale=style_scale, max_pixels=max_pixels,
         tile_size=tile_size, progress=True, precision=precision,
     )
     if failures:
         raise StylenormError(f"{failures} of the inputs failed (see above); the others were written")
+
+
+@app.command("eval-style")
+def eval_style_cmd(
+    weights: Optional[list[Path]] = typer.Argument(None, help="Style weights files (default: every shipped style network)."),
+    paintings: Path = typer.Option(..., "--paintings", help="Folder holding the style images, named as in the model cards."),
+    photos: Optional[list[Path]] = typer.Option(None, "--photos", help="Held-out photos or folders of them (repeatable)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="A training content folder: its fixed --holdout split is used."),
+    holdout: int = typer.Option(0, "--holdout", help="Size of the held-out split of --data (as train-style --holdout)."),
+    demo: bool = typer.Option(True, "--demo/--no-demo", help="Also score the bundled demo photos."),
+    vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="Local VGG16 file (torchvision or caffe format)."),
+    vgg_format: str = typer.Option("auto", "--vgg-format", help="auto, caffe or torchvision."),
+    output: Path = typer.Option(Path("results/eval_style"), "-o", "--output", help="Folder for eval.json, eval.md and contact sheets."),
+    update_card: bool = typer.Option(False, "--update-card", help="Write the scores into each weights file's model card."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch."),
+) -> None:
+    """Score style networks on held-out photos: style match, strength, structure kept."""
+    from stylenorm.style.evaluate import evaluate_styles
+
+    evaluate_styles(weights or [], paintings, photos or [], data, holdout, demo, vgg_weights, vgg_format, output,
+                    update_card, threads, report=typer.echo)
 
 
 @app.command("styles")

@@ -64,7 +64,7 @@ def run_stylize_benchmark(output: str | os.PathLike = "results/bench_stylize.md"
                     return net(x.to(dev), style).float().cpu()
 
             def fast() -> torch.Tensor:
-                return stylize_tensor(choice, x, precision="auto")
+                return stylize_tensor(choice, x, style_scale=None, precision="auto")
 
             reference, result = eager(), fast()  # also the warm-up
             eager_ms, fast_ms = interleaved_medians_ms([eager, fast], dev, repeats, warmup=0)

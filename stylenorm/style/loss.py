@@ -130,6 +130,15 @@ def gram_matrix(f: torch.Tensor) -> torch.Tensor:
     return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
+def resize_by(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """(N, C, H, W) resized by `scale` with antialiasing (identity at 1)."""
+    if scale == 1.0:
+        return x
+    h, w = x.shape[-2:]
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
 def total_variation(x: torch.Tensor) -> torch.Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 
@@ -206,6 +215,12 @@ class LossWeights:
 class PerceptualLoss(nn.Module):
     """content + style + TV, with style Gram targets precomputed per style image.
 
+    `scales` adds the style loss of the output resized by each factor against the
+    painting resized by the same factor (1 = as given). Gram matrices of VGG16 up
+    to relu4_3 only see patterns up to ~100 px, so at one scale a network can match
+    them with a fine texture; at half scale the same layers see the painting's large
+    motifs (starry_night's swirls, wave's crests) and the output must carry them too.
+
     Each layer's Gram error is divided by the mean square of that style's target Gram.
     Gram entries scale with the fourth power of a layer's activations, which differ by
     orders of magnitude between layers and between loss networks: in the HED VGG16 the
@@ -215,22 +230,37 @@ class PerceptualLoss(nn.Module):
     """
 
     def __init__(self, vgg: VGGFeatures, style_images: Sequence[torch.Tensor], style_layers: Sequence[str],
-                 content_layer: str, weights: LossWeights) -> None:
+                 content_layer: str, weights: LossWeights, scales: Sequence[float] = (1.0,)) -> None:
         super().__init__()
+        if not scales or any(not 0 < s <= 1 for s in scales):
+            raise StylenormError(f"style scales must be in (0, 1], got {list(scales)}; e.g. [1.0, 0.5]")
         self.vgg = vgg
         self.style_layers = list(style_layers)
         self.content_layer = content_layer
         self.weights = weights
-        grams: dict[str, list[torch.Tensor]] = {name: [] for name in self.style_layers}
-        with torch.no_grad():
-            for img in style_images:
-                feats = vgg(img.unsqueeze(0) if img.dim() == 3 else img, upto=self.style_layers)
-                for name in self.style_layers:
-                    grams[name].append(gram_matrix(feats[name].float())[0])
+        self.scales = [float(s) for s in scales]
+        # one Gram target per (scale, layer): buffer gram_{k}_{i} is scale k, layer i
+        for k, scale in enumerate(self.scales):
+            grams: dict[str, list[torch.Tensor]] = {name: [] for name in self.style_layers}
+            with torch.no_grad():
+                for img in style_images:
+                    x = img.unsqueeze(0) if img.dim() == 3 else img
+                    feats = vgg(resize_by(x, scale), upto=self.style_layers)
+                    for name in self.style_layers:
+                        grams[name].append(gram_matrix(feats[name].float())[0])
+            for i, name in enumerate(self.style_layers):
+                target = torch.stack(grams[name])  # (num_styles, C, C)
+                self.register_buffer(f"gram_{k}_{i}", target)
+                self.register_buffer(f"gram_power_{k}_{i}", target.pow(2).mean(dim=(1, 2)).clamp_min(1e-30))
+
+    def style_error(self, feats: dict[str, torch.Tensor], style_index: torch.Tensor, scale_index: int = 0) -> torch.Tensor:
+        """Per-image style loss at one scale: the mean over layers of the relative Gram error."""
+        total = 0.0
         for i, name in enumerate(self.style_layers):
-            target = torch.stack(grams[name])  # (num_styles, C, C)
-            self.register_buffer(f"gram_{i}", target)
-            self.register_buffer(f"gram_power_{i}", target.pow(2).mean(dim=(1, 2)).clamp_min(1e-30))
+            g = gram_matrix(feats[name].float())
+            error = (g - getattr(self, f"gram_{scale_index}_{i}")[style_index]).pow(2).mean(dim=(1, 2))
+            total = total + error / getattr(self, f"gram_power_{scale_index}_{i}")[style_index]
+        return total
 
     def forward(self, output: torch.Tensor, content: torch.Tensor, style_index: torch.Tensor) -> dict[str, torch.Tensor]:
         layers = sorted(set(self.style_layers) | {self.content_layer}, key=LAYER_INDEX.get)
@@ -239,10 +269,10 @@ class PerceptualLoss(nn.Module):
             target = self.vgg(content, upto=[self.content_layer])[self.content_layer]
         content_loss = F.mse_loss(out_feats[self.content_layer].float(), target.float())
         style_loss = output.new_zeros((), dtype=torch.float32)
-        for i, name in enumerate(self.style_layers):
-            g = gram_matrix(out_feats[name].float())
-            error = (g - getattr(self, f"gram_{i}")[style_index]).pow(2).mean(dim=(1, 2))
-            style_loss = style_loss + (error / getattr(self, f"gram_power_{i}")[style_index]).mean()
+        for k, scale in enumerate(self.scales):
+            feats = out_feats if scale == 1.0 else self.vgg(resize_by(output, scale), upto=self.style_layers)
+            # summed over layers (as before scales existed), averaged over scales
+            style_loss = style_loss + self.style_error(feats, style_index, k).mean() / len(self.scales)
         tv_loss = total_variation(output.float())
         total = self.weights.content * content_loss + self.weights.style * style_loss + self.weights.tv * tv_loss
         return {"total": total, "content": content_loss, "style": style_loss, "tv": tv_loss}

@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from stylenorm.checkpoints import WEIGHTS_DIR, WeightsError, load_into, load_model
@@ -35,6 +36,12 @@ TILE_ABOVE_PIXELS = 4_000_000  # float32 on a CPU: beyond this a single pass nee
 # Peak memory of one untiled pass per pixel: `stylenorm bench stylize` measured
 # 995 MiB in float32 and 416 MiB on the bf16 path at 1024x1024 (CPU).
 PASS_BYTES_PER_PIXEL = {torch.float32: 1050, torch.bfloat16: 450, torch.float16: 450}
+
+# Brush strokes are sized for photos up to this long side: larger photos are stylized at
+# this size (divided by --style-scale) and resized back, so a 12 MP photo gets strokes
+# at the painting's scale rather than pixel-sized ones (the networks learned their
+# motifs' size in pixels, from the painting at 512 px).
+STYLE_REFERENCE_SIZE = 1024
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Kept in float32 at any precision: the residual blocks amplify the encoder's bf16
@@ -263,16 +270,49 @@ def one_pass_limit(device: torch.device, dtype: torch.dtype) -> int:
     return TILE_ABOVE_PIXELS * PASS_BYTES_PER_PIXEL[torch.float32] // PASS_BYTES_PER_PIXEL[dtype]
 
 
+def working_size(height: int, width: int, style_scale: float | None) -> tuple[int, int]:
+    """The size the network sees: the long side capped at STYLE_REFERENCE_SIZE, divided by style_scale.
+
+    None: the photo's own size, whatever it is (benchmarks, tiling)."""
+    if style_scale is None:
+        return height, width
+    if not 0.1 <= style_scale <= 10:
+        raise StylenormError(f"--style-scale {style_scale} is outside 0.1..10; 2 gives strokes twice as big, 0.5 half as big")
+    long_side = max(height, width)
+    factor = min(long_side, STYLE_REFERENCE_SIZE) / long_side / style_scale
+    if abs(factor - 1.0) < 1e-9:
+        return height, width
+    return max(4, round(height * factor)), max(4, round(width * factor))
+
+
+def _resample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+
+
 def stylize_tensor(choice: StyleChoice, x: torch.Tensor, *, strength: float = 1.0, preserve_color: bool = False,
-                   tile_size: int | None = None, progress: bool = False, precision: str = "fp32") -> torch.Tensor:
+                   style_scale: float | None = 1.0, tile_size: int | None = None, progress: bool = False,
+                   precision: str = "fp32") -> torch.Tensor:
     """x (1, 3, H, W) in [0, 1] -> stylized (1, 3, H, W) in [0, 1] on the CPU.
 
+    style_scale: the size of the brush strokes; the network runs on the photo resized
+    to `working_size` and its output is resized back (1 on photos up to
+    STYLE_REFERENCE_SIZE px: the photo as it is).
     tile_size: None picks tiling automatically for large images; 0 never tiles.
     precision: auto, fp32, bf16 or fp16 (see FLOAT32_LAYERS and inference_net);
     fp32, the default here, is exactly the plain forward.
     """
     if not 0.0 <= strength <= 1.0:
         raise StylenormError(f"--strength {strength} is outside 0..1; use 1 for full style, 0.5 for half")
+    work = working_size(x.shape[-2], x.shape[-1], style_scale)
+    if work != tuple(x.shape[-2:]):
+        y = stylize_tensor(choice, _resample(x, work), style_scale=None, tile_size=tile_size, progress=progress,
+                           precision=precision)
+        y = _resample(y, tuple(x.shape[-2:]))
+        if preserve_color:
+            y = preserve_colors(y, x)
+        return y if strength == 1.0 else strength * y + (1 - strength) * x
     device = next(choice.model.net.parameters()).device
     dtype = resolve_precision(precision, device)
     net = inference_net(choice.model.net, dtype)
@@ -306,7 +346,7 @@ def _resize(arr: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
 
 
 def stylize_file(choice: StyleChoice, src: Path, dst: Path, *, max_size: int | None = None, strength: float = 1.0,
-                 preserve_color: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 preserve_color: bool = False, style_scale: float = 1.0, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                  tile_size: int | None = None, progress: bool = False, precision: str = "fp32") -> Path:
     image = load_image(src, max_pixels)
     rgb, alpha = image.rgb, image.alpha
@@ -317,7 +357,7 @@ def stylize_file(choice: StyleChoice, src: Path, dst: Path, *, max_size: int | N
         rgb = _resize(rgb, size, "RGB")
         alpha = None if alpha is None else _resize(alpha, size, "L")
     y = stylize_tensor(choice, to_tensor(rgb), strength=strength, preserve_color=preserve_color,
-                       tile_size=tile_size, progress=progress, precision=precision)
+                       style_scale=style_scale, tile_size=tile_size, progress=progress, precision=precision)
     return save_image(dst, to_uint8(y), alpha)
 
 

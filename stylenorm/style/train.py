@@ -52,6 +52,8 @@ class StyleTrainConfig:
     tv_weight: float = 1e-4
     content_layer: str = "relu2_2"
     style_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
+    style_scales: list[float] = field(default_factory=lambda: [1.0])  # Gram loss also on the output resized by these
+    init_weights: str | None = None  # start from a trained network with the same styles (fine-tuning)
     vgg_weights: str | None = None
     vgg_format: str = "auto"
     mixed_precision: str = "no"
@@ -197,10 +199,15 @@ def train_style(cfg: StyleTrainConfig, progress: bool = True) -> Path:
     style_tensors = [load_style_image(s, cfg.style_size) for s in cfg.styles]
     loss_fn = PerceptualLoss(
         vgg, style_tensors, cfg.style_layers, cfg.content_layer,
-        LossWeights(cfg.content_weight, cfg.style_weight, cfg.tv_weight),
+        LossWeights(cfg.content_weight, cfg.style_weight, cfg.tv_weight), cfg.style_scales,
     ).to(device)
 
     model = TransformerNet(cfg.norm, num_styles)
+    if cfg.init_weights and not cfg.resume:
+        from stylenorm.checkpoints import load_into, load_model
+
+        init_sd, _ = load_model(cfg.init_weights)
+        load_into(model, init_sd, cfg.init_weights)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start_step = 0
     averages: dict[str, float] = {}  # smoothed losses for the bar and the card
@@ -332,6 +339,8 @@ def build_card(cfg: StyleTrainConfig, *, step: int, num_photos: int, vgg_source:
         "loss_weights": {"content": cfg.content_weight, "style": cfg.style_weight, "tv": cfg.tv_weight},
         "content_layer": cfg.content_layer,
         "style_layers": list(cfg.style_layers),
+        "style_scales": list(cfg.style_scales),
+        **({"init_weights": Path(cfg.init_weights).name} if cfg.init_weights else {}),
         "final_losses": {k: losses.get(k) for k in ("content", "style", "tv", "total")},
         "device": device,
         "num_processes": world,

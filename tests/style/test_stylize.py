@@ -179,3 +179,31 @@ def test_pickle_weights_are_refused(tmp_path):
     torch.save(TransformerNet().state_dict(), tmp_path / "net.safetensors")
     with pytest.raises(WeightsError, match="pickle"):
         sty.resolve_style(str(tmp_path / "net.safetensors"))
+
+
+def test_working_size_caps_large_photos_and_follows_the_style_scale():
+    assert sty.working_size(300, 512, 1.0) == (300, 512)  # small photos as they are
+    assert sty.working_size(3000, 4000, 1.0) == (768, 1024)  # 12 MP: strokes at the painting's scale
+    assert sty.working_size(3000, 4000, 2.0) == (384, 512)
+    assert sty.working_size(300, 512, 0.5) == (600, 1024)
+    assert sty.working_size(3000, 4000, None) == (3000, 4000)
+    for bad in (0.0, -1.0, 20.0):
+        with pytest.raises(StylenormError, match="style-scale"):
+            sty.working_size(10, 10, bad)
+
+
+def _high_frequency_energy(x: torch.Tensor) -> float:
+    lum = x.mean(dim=1, keepdim=True)
+    lap = torch.nn.functional.conv2d(lum, torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3))
+    return float(lap.square().mean())
+
+
+def test_a_larger_style_scale_gives_larger_strokes_at_the_same_size():
+    photo = to_tensor(smooth_photo(128, 160, 3))
+    choice = sty.resolve_style("starry_night")  # the shipped network
+    fine = sty.stylize_tensor(choice, photo, style_scale=0.5)
+    normal = sty.stylize_tensor(choice, photo)
+    big = sty.stylize_tensor(choice, photo, style_scale=2.0)
+    assert fine.shape == normal.shape == big.shape == photo.shape
+    energies = [_high_frequency_energy(y) for y in (fine, normal, big)]
+    assert energies[0] > energies[1] > energies[2], energies

@@ -1,0 +1,313 @@
+"""`stylenorm eval-style`: how much a style network looks like its paintings, measured.
+
+A per-layer Gram loss on the training VGG does not tell a painting from a fine
+texture with the painting's statistics, so every style is scored three ways on
+photos the network never trained on, each photo resized to EVAL_WIDTH px wide:
+
+- style match: each VGG layer's Gram error relative to the painting's Gram
+  (relu1_2 ... relu4_3), averaged over the layers and over two analysis widths
+  (the output and the painting both resized to 512 and to 256 px wide), so the
+  painting's large motifs count as much as its fine texture. Lower is better.
+- strength: how far the output moved from the photo in VGG features: the
+  relative distance ||F(out) - F(photo)|| / ||F(photo)|| at relu2_2 and relu3_3,
+  averaged. 0 is the photo itself.
+- structure kept: Pearson correlation with the photo, at 32 px wide, of the
+  luminance and of the luminance edges (Sobel gradient magnitude). 1 is the
+  photo's layout exactly; published feed-forward outputs sit at about 0.5-0.9.
+
+Plus a contact sheet: one row per photo (the photo, then each style), the
+paintings on top.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from stylenorm.errors import StylenormError
+from stylenorm.images import load_image, to_tensor, to_uint8
+from stylenorm.style.loss import VGGFeatures, gram_matrix
+
+EVAL_WIDTH = 512  # photos are stylized at this width
+ANALYSIS_WIDTHS = (512, 256)
+GRAM_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+STRENGTH_LAYERS = ("relu2_2", "relu3_3")
+STRUCTURE_WIDTH = 32
+METRICS = ("style_match", "style_match_512", "style_match_256", "strength", "structure_luma", "structure_edges")
+
+
+@dataclass
+class PhotoScore:
+    style_match_512: float
+    style_match_256: float
+    strength: float
+    structure_luma: float
+    structure_edges: float
+
+    @property
+    def style_match(self) -> float:
+        return (self.style_match_512 + self.style_match_256) / 2
+
+
+def resize_to_width(x: torch.Tensor, width: int) -> torch.Tensor:
+    """(N, C, H, W) to `width` px wide, aspect kept, antialiased."""
+    h, w = x.shape[-2:]
+    if w == width:
+        return x
+    height = max(1, round(h * width / w))
+    return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+
+
+def load_photo(path: str | Path, width: int = EVAL_WIDTH) -> torch.Tensor:
+    """A photo as (1, 3, H, width) in [0, 1]."""
+    rgb = load_image(path).rgb
+    h, w = rgb.shape[:2]
+    img = Image.fromarray(rgb).resize((width, max(1, round(h * width / w))), Image.LANCZOS)
+    return to_tensor(np.asarray(img))
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+
+
+def _edges(luma: torch.Tensor) -> torch.Tensor:
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]).view(1, 1, 3, 3)
+    padded = F.pad(luma, (1, 1, 1, 1), mode="replicate")
+    gx = F.conv2d(padded, kx)
+    gy = F.conv2d(padded, kx.transpose(-1, -2))
+    return (gx.square() + gy.square()).sqrt()
+
+
+def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.flatten().double(), b.flatten().double()
+    a, b = a - a.mean(), b - b.mean()
+    denom = (a.norm() * b.norm()).item()
+    return float((a @ b).item() / denom) if denom > 0 else 0.0
+
+
+def structure_scores(output: torch.Tensor, photo: torch.Tensor) -> tuple[float, float]:
+    """(luminance correlation, edge correlation) with the photo at STRUCTURE_WIDTH px wide."""
+    lo, lp = _luma(resize_to_width(output, STRUCTURE_WIDTH)), _luma(resize_to_width(photo, STRUCTURE_WIDTH))
+    return _correlation(lo, lp), _correlation(_edges(lo), _edges(lp))
+
+
+class StyleScorer:
+    """Scores outputs against one set of paintings with one loss network (VGGFeatures)."""
+
+    def __init__(self, vgg: VGGFeatures, paintings: dict[str, torch.Tensor]) -> None:
+        missing = [name for name in GRAM_LAYERS if name not in vgg.layers]
+        if missing:
+            raise StylenormError(f"the evaluation VGG lacks {missing}; build it with layers {list(GRAM_LAYERS)}")
+        self.vgg = vgg
+        self.targets: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
+        with torch.no_grad():
+            for name, painting in paintings.items():
+                for width in ANALYSIS_WIDTHS:
+                    feats = vgg(resize_to_width(painting, width), upto=GRAM_LAYERS)
+                    self.targets[(name, width)] = {k: gram_matrix(v.float())[0] for k, v in feats.items()}
+
+    def _gram_error(self, feats: dict[str, torch.Tensor], style: str, width: int) -> float:
+        errors = []
+        for layer in GRAM_LAYERS:
+            target = self.targets[(style, width)][layer]
+            g = gram_matrix(feats[layer].float())[0]
+            errors.append(float((g - target).pow(2).mean() / target.pow(2).mean().clamp_min(1e-30)))
+        return float(np.mean(errors))
+
+    def photo_features(self, photo: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The photo's features for `score` (computed once per photo, reused for every style)."""
+        return self.vgg(photo, upto=STRENGTH_LAYERS)
+
+    @torch.no_grad()
+    def score(self, output: torch.Tensor, photo: torch.Tensor, style: str,
+              photo_feats: dict[str, torch.Tensor] | None = None) -> PhotoScore:
+        """`output` and `photo` at the same size, EVAL_WIDTH px wide."""
+        if photo_feats is None:
+            photo_feats = self.photo_features(photo)
+        feats = self.vgg(resize_to_width(output, 512), upto=GRAM_LAYERS)
+        strength = np.mean([float((feats[k] - photo_feats[k]).norm() / photo_feats[k].norm().clamp_min(1e-12))
+                            for k in STRENGTH_LAYERS])
+        luma, edges = structure_scores(output, photo)
+        return PhotoScore(
+            style_match_512=self._gram_error(feats, style, 512),
+            style_match_256=self._gram_error(self.vgg(resize_to_width(output, 256), upto=GRAM_LAYERS), style, 256),
+            strength=float(strength),
+            structure_luma=luma,
+            structure_edges=edges,
+        )
+
+
+def summarize(scores: Sequence[PhotoScore]) -> dict[str, float]:
+    """Mean of each metric over photos, rounded for cards and tables."""
+    if not scores:
+        raise StylenormError("no photos were scored; pass photos with --photos or --data")
+    return {m: round(float(np.mean([getattr(s, m) for s in scores])), 4) for m in METRICS}
+
+
+def contact_sheet(photos: Sequence[torch.Tensor], outputs: Sequence[Sequence[torch.Tensor]],
+                  paintings: Sequence[torch.Tensor | None], cell: int = 256) -> np.ndarray:
+    """Paintings on top, then one row per photo: the photo and its output per style."""
+
+    def fit(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        scale = cell / max(h, w)
+        x = F.interpolate(x, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bilinear",
+                          align_corners=False, antialias=True)
+        canvas = torch.ones(1, 3, cell, cell)
+        top, left = (cell - x.shape[-2]) // 2, (cell - x.shape[-1]) // 2
+        canvas[..., top:top + x.shape[-2], left:left + x.shape[-1]] = x.clamp(0, 1)
+        return canvas
+
+    blank = torch.ones(1, 3, cell, cell)
+    rows = [torch.cat([blank] + [fit(p) if p is not None else blank for p in paintings], dim=-1)]
+    for photo, row in zip(photos, outputs):
+        rows.append(torch.cat([fit(photo)] + [fit(o) for o in row], dim=-1))
+    return to_uint8(torch.cat(rows, dim=-2))
+
+
+def find_paintings(card: dict, folder: str | Path) -> dict[str, Path]:
+    """The painting of every style of a network, by the file names its card records."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StylenormError(f"paintings folder not found: {folder}; pass the folder holding the style images with --paintings")
+    names = list(card.get("styles") or [])
+    files = list(card.get("style_images") or [])
+    found, missing = {}, []
+    for i, name in enumerate(names):
+        candidates = [folder / files[i]] if i < len(files) else []
+        candidates += sorted(folder.glob(f"{name}.*"))
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
+            missing.append(files[i] if i < len(files) else name)
+        else:
+            found[name] = path
+    if missing:
+        raise StylenormError(f"no painting for {', '.join(missing)} in {folder}; put the style images there (named as in the model card)")
+    return found
+
+
+def evaluate_network(weights: str | Path, paintings_dir: str | Path, photos: Sequence[Path], vgg: VGGFeatures, *,
+                     precision: str = "auto", progress: bool = True) -> tuple[dict[str, dict[str, float]], np.ndarray]:
+    """Score every style of a weights file on `photos`; return ({style: summary}, contact sheet)."""
+    from tqdm.auto import tqdm
+
+    from stylenorm.style.stylize import _choice, load_style_model, read_card, stylize_tensor
+    from stylenorm.style.train import load_style_image
+
+    if not photos:
+        raise StylenormError("no photos to evaluate on; pass --photos and/or --data with --holdout")
+    card = read_card(Path(weights))
+    model = load_style_model(weights)
+    if not card.get("styles"):
+        card = {**card, "styles": model.names}
+    painting_files = find_paintings(card, paintings_dir)
+    paintings = {name: load_style_image(path, 1024).unsqueeze(0) for name, path in painting_files.items()}
+    scorer = StyleScorer(vgg, paintings)
+    images = [load_photo(p) for p in photos]
+    per_style: dict[str, list[PhotoScore]] = {name: [] for name in model.names}
+    rows: list[list[torch.Tensor]] = []
+    bar = tqdm(total=len(images) * len(model.names), desc="eval-style", disable=not progress, dynamic_ncols=True)
+    for photo in images:
+        row = []
+        photo_feats = scorer.photo_features(photo)
+        for name in model.names:
+            out = stylize_tensor(_choice(model, [(name, 1.0)]), photo, precision=precision)
+            per_style[name].append(scorer.score(out, photo, name, photo_feats))
+            row.append(out)
+            bar.update(1)
+        rows.append(row)
+    bar.close()
+    summary = {name: summarize(scores) for name, scores in per_style.items()}
+    sheet = contact_sheet(images, rows, [paintings[n] for n in model.names])
+    return summary, sheet
+
+
+def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    """{label: {style: summary}} as one Markdown table."""
+    lines = ["| weights | style | style match (512 / 256 px) | strength | structure (luma / edges) |",
+             "| --- | --- | --- | --- | --- |"]
+    for label, styles in results.items():
+        for style, s in styles.items():
+            lines.append(f"| {label} | {style} | {s['style_match']:.3f} ({s['style_match_512']:.3f} / {s['style_match_256']:.3f}) "
+                         f"| {s['strength']:.3f} | {s['structure_luma']:.2f} / {s['structure_edges']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def eval_photos(photos: Sequence[Path], data: Path | None, holdout: int, demo: bool) -> list[Path]:
+    """The photos to score: those given, the fixed held-out split of a training folder, the demo photos."""
+    from stylenorm.images import list_images
+    from stylenorm.style.stylize import expand_inputs
+    from stylenorm.style.train import DEMO_DIR, ContentPhotos
+
+    chosen = expand_inputs(list(photos))
+    if data is not None:
+        if holdout <= 0:
+            raise StylenormError("--data needs --holdout N (the size of its held-out split, as in train-style)")
+        chosen += ContentPhotos(data, holdout).held_out
+    if demo:
+        chosen += list_images(DEMO_DIR)
+    return chosen
+
+
+def evaluate_styles(weights: Sequence[Path], paintings: Path, photos: Sequence[Path], data: Path | None, holdout: int,
+                    demo: bool, vgg_weights: Path | None, vgg_format: str, output: Path, update_card: bool,
+                    threads: int | None, report=print) -> dict[str, dict[str, dict[str, float]]]:
+    """`stylenorm eval-style`: score, write eval.json / eval.md / contact sheets, optionally the cards."""
+    import json
+
+    from stylenorm.atomic import atomic_output
+    from stylenorm.images import save_image
+    from stylenorm.style.loss import load_vgg
+    from stylenorm.style.stylize import shipped_style_files
+
+    if threads:
+        torch.set_num_threads(threads)
+    files = [Path(w) for w in weights] or shipped_style_files()
+    if not files:
+        raise StylenormError("no style weights to evaluate; pass weights files")
+    chosen = eval_photos(photos, data, holdout, demo)
+    if not chosen:
+        raise StylenormError("no photos to evaluate on; pass --photos, --data with --holdout, or keep --demo")
+    from stylenorm.style.stylize import read_card
+
+    for path in files:  # every input checked before the loss network loads
+        if not path.is_file():
+            raise StylenormError(f"weights file not found: {path}; pass a .safetensors file made by train-style")
+        find_paintings(read_card(path), paintings)
+    vgg, source = load_vgg(vgg_weights, vgg_format, GRAM_LAYERS)
+    output.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for path in files:
+        summary, sheet = evaluate_network(path, paintings, chosen, vgg)
+        results[path.stem] = summary
+        save_image(output / f"contact_sheet_{path.stem}.png", sheet)
+        if update_card:
+            write_eval_to_card(path, summary, photos=len(chosen), loss_network=source)
+    record = {"photos": [p.name for p in chosen], "photo_width": EVAL_WIDTH, "analysis_widths": list(ANALYSIS_WIDTHS),
+              "loss_network": source, "results": results}
+    with atomic_output(output / "eval.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    table = markdown_table(results)
+    with atomic_output(output / "eval.md") as tmp:
+        tmp.write_text(f"{len(chosen)} photos at {EVAL_WIDTH} px wide; loss network: {source}\n\n{table}")
+    report(table)
+    report(f"wrote {output / 'eval.json'}, {output / 'eval.md'} and the contact sheets")
+    return results
+
+
+def write_eval_to_card(path: Path, summary: dict[str, dict[str, float]], **facts) -> None:
+    """Rewrite a weights file with `eval` in its card (tensors unchanged; both files atomically)."""
+    import datetime as _dt
+
+    from stylenorm.checkpoints import load_model, save_model
+
+    tensors, card = load_model(path)
+    card["eval"] = {"date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"), "photo_width": EVAL_WIDTH,
+                    "analysis_widths": list(ANALYSIS_WIDTHS), **facts, "styles": summary}
+    save_model(path, tensors, card)

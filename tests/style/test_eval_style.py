@@ -1,0 +1,100 @@
+"""eval-style: each measure means what it says, and the command writes its report and cards."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from style_testlib import smooth_photo
+from stylenorm.images import to_tensor
+from stylenorm.style.evaluate import StyleScorer, resize_to_width, structure_scores
+from stylenorm.style.loss import load_vgg
+
+
+@pytest.fixture(scope="module")
+def vgg(tiny_vgg):
+    return load_vgg(tiny_vgg, layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3"))[0]
+
+
+def stripes(h: int, w: int, period: float) -> torch.Tensor:
+    y, x = np.mgrid[0:h, 0:w]
+    v = (np.sin(2 * np.pi * (x + 0.5 * y) / period) * 0.4 + 0.5).astype(np.float32)
+    return torch.from_numpy(np.stack([v, 1 - v, v * 0.5])).unsqueeze(0)
+
+
+def test_structure_is_one_for_the_photo_and_low_for_another(vgg):
+    photo = to_tensor(smooth_photo(128, 192, 0))
+    assert structure_scores(photo, photo) == pytest.approx((1.0, 1.0))
+    other = to_tensor(smooth_photo(128, 192, 5))
+    luma, edges = structure_scores(other, photo)
+    assert luma < 0.9 and edges < 0.9
+    # a colour cast keeps the layout
+    assert structure_scores((photo * torch.tensor([0.6, 0.8, 1.2]).view(1, 3, 1, 1)).clamp(0, 1), photo)[0] > 0.9
+
+
+def test_strength_is_zero_for_the_photo_and_grows_with_the_change(vgg):
+    painting = stripes(200, 300, 12)
+    scorer = StyleScorer(vgg, {"stripes": painting})
+    photo = resize_to_width(to_tensor(smooth_photo(256, 384, 1)), 512)
+    assert scorer.score(photo, photo, "stripes").strength == pytest.approx(0.0, abs=1e-6)
+    texture = resize_to_width(stripes(256, 384, 12), 512)
+    weak = scorer.score(0.8 * photo + 0.2 * texture, photo, "stripes")
+    strong = scorer.score(0.2 * photo + 0.8 * texture, photo, "stripes")
+    assert 0 < weak.strength < strong.strength
+
+
+def test_style_match_sees_the_motif_scale(vgg):
+    """The painting's own texture scores best; the same texture at the wrong scale scores worse,
+    most at the 256 px analysis width."""
+    painting = stripes(400, 600, 40)  # large motifs
+    scorer = StyleScorer(vgg, {"big": painting})
+    photo = resize_to_width(to_tensor(smooth_photo(256, 384, 2)), 512)
+    same = scorer.score(resize_to_width(stripes(400, 600, 40), 512), photo, "big")
+    fine = scorer.score(resize_to_width(stripes(400, 600, 8), 512), photo, "big")
+    assert same.style_match < fine.style_match
+    assert same.style_match_256 < fine.style_match_256
+
+
+def test_eval_style_command_writes_report_sheet_and_card(tmp_path, tiny_vgg, tiny_data, run):
+    weights = tmp_path / "mine.safetensors"
+    r = run("train-style", "--style", str(tiny_data["style_a"]), "--style", str(tiny_data["style_b"]),
+            "--data", str(tiny_data["content"]), "--vgg-weights", str(tiny_vgg), "--image-size", "32",
+            "--style-size", "48", "--steps", "2", "--checkpoint-every", "0", "--preview-every", "0",
+            "-o", str(weights), "--run-dir", str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        Image.fromarray(smooth_photo(60, 80, 10 + i)).save(photos / f"p{i}.png")
+    out = tmp_path / "eval"
+    r = run("eval-style", str(weights), "--paintings", str(tiny_data["style_a"].parent), "--photos", str(photos),
+            "--no-demo", "--vgg-weights", str(tiny_vgg), "-o", str(out), "--update-card")
+    assert r.returncode == 0, r.stderr
+    record = json.loads((out / "eval.json").read_text())
+    assert record["photos"] == ["p0.png", "p1.png"]
+    scores = record["results"]["mine"]
+    assert set(scores) == {"stripes", "dots"}
+    for s in scores.values():
+        assert s["style_match"] == pytest.approx((s["style_match_512"] + s["style_match_256"]) / 2, abs=1e-3)
+        assert s["strength"] > 0 and -1 <= s["structure_luma"] <= 1
+    assert "| mine | stripes |" in (out / "eval.md").read_text()
+    sheet = Image.open(out / "contact_sheet_mine.png")
+    assert sheet.size == (256 * 3, 256 * 3)  # paintings row + 2 photos; photo + 2 styles
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert card["eval"]["styles"] == scores and card["eval"]["photos"] == 2
+    from stylenorm.checkpoints import load_model
+
+    assert load_model(weights)[1]["eval"]["styles"] == scores  # the safetensors copy too
+
+
+def test_eval_style_explains_missing_paintings_and_photos(tmp_path, run):
+    r = run("eval-style", "--paintings", str(tmp_path / "nowhere"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--paintings" in r.stderr
+    r = run("eval-style", "--paintings", str(tmp_path), "--no-demo")
+    assert r.returncode == 2 and "no photos" in r.stderr
+    r = run("eval-style", "--paintings", str(tmp_path))  # the demo photos, the shipped styles
+    assert r.returncode == 2 and "no painting for starry_night.jpg" in r.stderr and "--paintings" not in r.stderr
