@@ -133,7 +133,8 @@ def latest_checkpoint(run_or_checkpoint: str | os.PathLike) -> Path:
     return candidates[-1]
 
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+# stylenorm/weights links to the top-level weights/ in a clone and is a folder in the wheel
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
 def shipped_weights(name: str) -> Path:

@@ -14,7 +14,7 @@ from stylenorm.errors import StylenormError
 
 T = TypeVar("T")
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # a link to the top-level configs/ in a clone
 
 
 def resolve_config(name_or_path: str) -> Path:
