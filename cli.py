@@ -228,8 +228,8 @@ def diffusion_sample(
     output: str = typer.Option("samples.png", "-o", "--output", help="grid.png, or DIR/ for one PNG per sample plus grid.png."),
     weights: Optional[str] = typer.Option(None, help="Model .safetensors, a run directory, or a shipped name; default: the shipped MNIST model."),
     num_samples: int = typer.Option(64, "--num-samples", "-n", help="How many images."),
-    sampler: str = typer.Option("ddim", help="ddim or ddpm."),
-    steps: int = typer.Option(50, help="DDIM steps (DDPM always uses every training step)."),
+    sampler: str = typer.Option("ddim", help="ddim, dpm++ (DPM-Solver++ 2M) or ddpm."),
+    steps: int = typer.Option(50, help="DDIM / DPM++ steps (DDPM always uses every training step)."),
     eta: float = typer.Option(0.0, help="DDIM noise: 0 = deterministic, 1 = DDPM-like."),
     labels: Optional[str] = typer.Option(None, help="Class labels, e.g. 7 or 0,1,2 (cycled); default: all classes in turn."),
     guidance: float = typer.Option(2.0, help="Classifier-free guidance scale (1 = none)."),
@@ -298,6 +298,28 @@ def bench_diffusion(
     from stylenorm.bench.diffusion import run_diffusion_benchmark
 
     run_diffusion_benchmark(output=output, device=device, quick=quick, threads=threads)
+
+
+@bench_app.command("sampling")
+def bench_sampling(
+    output: Path = typer.Option(Path("results/bench_sampling.md"), "-o", "--output", help="Markdown table to write."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG of Fréchet distance against steps."),
+    weights: Optional[str] = typer.Option(None, help="Diffusion model (default: the shipped MNIST model)."),
+    num_samples: int = typer.Option(256, "--num-samples", "-n", help="Samples per sampler and step count."),
+    steps: str = typer.Option("5,10,20,50", help="Step counts, comma-separated."),
+    samplers: str = typer.Option("ddpm,ddim,dpm++", help="Samplers, comma-separated."),
+    device: Optional[str] = typer.Option("cpu", help="cpu or cuda."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+) -> None:
+    """Fréchet distance and recognised share of samples per sampler and step count (shipped classifier)."""
+    from stylenorm.bench.sampling import run_sampling_benchmark
+
+    try:
+        step_counts = tuple(int(v) for v in steps.split(","))
+    except ValueError:
+        raise StylenormError(f"--steps {steps!r} must be comma-separated integers, e.g. 5,10,20") from None
+    run_sampling_benchmark(output, plot, weights, num_samples, step_counts, tuple(s.strip() for s in samplers.split(",")),
+                           device=device, threads=threads)
 
 
 @bench_app.command("fused")

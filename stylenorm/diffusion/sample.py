@@ -19,6 +19,7 @@ from stylenorm.diffusion.unet import UNet, UNetConfig
 from stylenorm.errors import StylenormError
 
 DEFAULT_MODEL = "mnist"
+SAMPLERS = ("ddim", "ddpm", "dpm++")
 
 
 @dataclass
@@ -78,8 +79,8 @@ def generate(loaded: LoadedModel, num_samples: int = 64, sampler: str = "ddim", 
     """Samples in [-1, 1], shaped (num_samples, C, H, W)."""
     if num_samples < 1:
         raise StylenormError(f"--num-samples must be at least 1, got {num_samples}")
-    if sampler not in ("ddpm", "ddim"):
-        raise StylenormError(f"unknown sampler {sampler!r}; use ddpm or ddim")
+    if sampler not in SAMPLERS:
+        raise StylenormError(f"unknown sampler {sampler!r}; use {', '.join(SAMPLERS)}")
     cfg = loaded.model.config
     device = next(loaded.model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
@@ -91,6 +92,9 @@ def generate(loaded: LoadedModel, num_samples: int = 64, sampler: str = "ddim", 
         shape = (n, cfg.in_channels, cfg.image_size, cfg.image_size)
         if sampler == "ddpm":
             out.append(loaded.diffusion.ddpm_sample(denoise, shape, generator, device=device, progress=progress))
+        elif sampler == "dpm++":
+            out.append(loaded.diffusion.dpmpp_2m_sample(denoise, shape, generator, steps=steps or 10, device=device,
+                                                        progress=progress))
         else:
             out.append(loaded.diffusion.ddim_sample(denoise, shape, generator, steps=steps or 50, eta=eta,
                                                     device=device, progress=progress))

@@ -163,3 +163,24 @@ def test_weights_whose_header_length_starts_with_0x80_are_not_taken_for_pickles(
     assert path.read_bytes()[:1] == b"\x80"
     tensors, _ = load_model(path)
     assert torch.equal(tensors["w"], torch.zeros(2))
+
+
+def test_dpmpp_sampler_from_the_command_line(run_cli, tmp_path: Path) -> None:
+    code, out, err = run_cli("diffusion", "sample", "-n", "2", "--sampler", "dpm++", "--steps", "4", "--labels", "3",
+                             "-o", tmp_path / "s.png")
+    assert code == 0, err
+    assert (tmp_path / "s.png").is_file()
+    code, out, err = run_cli("diffusion", "sample", "--sampler", "euler", "-o", tmp_path / "e.png")
+    assert code == 2 and "dpm++" in err and not (tmp_path / "e.png").exists()
+
+
+def test_bench_sampling_scores_every_sampler_and_step_count(run_cli, tmp_path: Path) -> None:
+    code, out, err = run_cli("bench", "sampling", "-n", "10", "--steps", "1,2", "--samplers", "ddim,dpm++",
+                             "-o", tmp_path / "s.md", "--plot", tmp_path / "s.png")
+    assert code == 0, err
+    table = (tmp_path / "s.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ddim") or line.startswith("| dpm++")]
+    assert len(rows) == 4 and "real digits" in table
+    assert Image.open(tmp_path / "s.png").size[0] > 100
+    code, out, err = run_cli("bench", "sampling", "--samplers", "euler", "-o", tmp_path / "x.md")
+    assert code == 2 and "unknown sampler" in err and not (tmp_path / "x.md").exists()
