@@ -127,13 +127,31 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | Non
     img = Image.fromarray(rgb, "RGB")
     if alpha is not None and fmt in ("PNG", "WEBP", "TIFF"):
         img.putalpha(Image.fromarray(alpha, "L"))
-    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    options: dict = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    if fmt in _EXIF_FORMATS:
+        exif = Image.Exif()
+        exif[EXIF_SOFTWARE] = SOFTWARE_TAG  # lets a later run over the folder skip its own outputs
+        options["exif"] = exif
     try:
         with atomic_output(path) as tmp:
             img.save(tmp, format=fmt, **options)
     except OSError as exc:
         raise ImageError(f"could not write {path} ({exc}); check the folder exists and is writable") from None
     return path
+
+
+EXIF_SOFTWARE = 0x0131  # the EXIF "Software" tag
+SOFTWARE_TAG = "stylenorm"
+_EXIF_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF")
+
+
+def made_by_stylenorm(path: str | os.PathLike) -> bool:
+    """Whether an image file is one of our outputs (save_image tags them in EXIF "Software")."""
+    try:
+        with Image.open(path) as img:
+            return str(img.getexif().get(EXIF_SOFTWARE, "")).startswith(SOFTWARE_TAG)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

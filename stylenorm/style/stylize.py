@@ -27,7 +27,10 @@ from PIL import Image
 
 from stylenorm.checkpoints import WEIGHTS_DIR, WeightsError, load_into, load_model
 from stylenorm.errors import StylenormError
-from stylenorm.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, list_images, load_image, save_image, to_tensor, to_uint8
+from stylenorm.images import (
+    DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, list_images, load_image, made_by_stylenorm, save_image, to_tensor,
+    to_uint8,
+)
 from stylenorm.style.net import ConvLayer, TransformerNet, UpsampleConv
 from stylenorm.style.tiling import exact_stylize, tiled_stylize
 
@@ -362,29 +365,51 @@ def stylize_file(choice: StyleChoice, src: Path, dst: Path, *, max_size: int | N
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
-    """Files as given; folders contribute their images (sorted)."""
+    """Files as given; folders contribute their images (sorted), except our own earlier outputs."""
     out: list[Path] = []
     for p in inputs:
         if p.is_dir():
-            out.extend(list_images(p))
+            out.extend(f for f in list_images(p) if not made_by_stylenorm(f))
         else:
             out.append(p)
     return out
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """The same file on disk (through symlinks and hard links too)."""
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def output_paths(inputs: list[Path], given: list[Path], output: Path | None, label: str) -> list[Path]:
-    """Where each result goes: beside the input by default; -o is a file for one input, else a folder."""
+    """Where each result goes: beside the input by default; -o is a file for one input, else a folder.
+
+    Never an input's own path; two inputs with the same name get distinct outputs (_2, _3, ...).
+    """
     single_file = len(inputs) == 1 and len(given) == 1 and not given[0].is_dir()
-    paths = []
+    if output is not None and not single_file and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
+        raise StylenormError(f"-o {output} names one image but there are {len(inputs)} inputs; pass a folder to -o")
+    paths: list[Path] = []
     for src in inputs:
         suffix = src.suffix if src.suffix.lower() in IMAGE_SUFFIXES else ".png"
         name = f"{src.stem}_{label}{suffix}"
         if output is None:
-            paths.append(src.with_name(name))
+            dst = src.with_name(name)
         elif single_file and not output.is_dir() and output.suffix:
-            paths.append(output)
+            dst = output
         else:
-            paths.append(output / name)
+            dst = output / name
+        candidate, n = dst, 1
+        while candidate in paths:
+            n += 1
+            candidate = dst.with_name(f"{dst.stem}_{n}{dst.suffix}")
+        paths.append(candidate)
+    for dst in paths:
+        clash = next((src for src in inputs if src.resolve() == dst.resolve() or _same_file(src, dst)), None)
+        if clash is not None:
+            raise StylenormError(f"the output {dst} would overwrite the input {clash}; pass another -o")
     return paths
 
 
@@ -392,6 +417,9 @@ def stylize_many(choice: StyleChoice, inputs: list[Path], output: Path | None, *
                  **options) -> int:
     """Stylize every input; one bad file does not stop the others. Returns the number of failures."""
     files = expand_inputs(inputs)
+    earlier = sum(made_by_stylenorm(f) for p in inputs if p.is_dir() for f in list_images(p))
+    if earlier:
+        report(f"skipped {earlier} earlier stylenorm output(s) in the input folder(s)")
     if not files:
         raise ImageError("no images to stylize; pass image files or a folder that holds some")
     failures = 0

@@ -165,3 +165,13 @@ def test_dpmpp_is_a_sampler_of_generate_and_deterministic() -> None:
     assert a.shape == (3, 1, 8, 8) and torch.equal(a, b) and torch.isfinite(a).all()
     with pytest.raises(StylenormError, match="dpm\\+\\+"):
         generate(loaded, 3, "euler", 5)
+
+
+def test_specks_count_isolated_bright_pixels_not_strokes() -> None:
+    from stylenorm.bench.sampling import specks_per_image
+
+    images = -torch.ones(2, 1, 12, 12)
+    images[0, 0, 2:9, 5:7] = 1.0  # a stroke
+    images[1, 0, 3, 3] = images[1, 0, 8, 9] = 0.5  # two specks
+    images[1, 0, 5, 5:7] = 0.5  # a pair counts as two specks (each has one neighbour)
+    assert specks_per_image(images[:1]) == 0 and specks_per_image(images[1:]) == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -94,3 +95,48 @@ def test_batch_with_a_bad_file_writes_the_others_and_fails_at_the_end(tmp_path, 
     assert result.returncode == 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_wave.png", "c_wave.png"]
     assert "b.jpg" in result.stderr and "1 of the inputs failed" in result.stderr
+
+
+def _photo(path, seed=0):
+    from style_testlib import smooth_photo
+
+    Image.fromarray(smooth_photo(40, 48, seed)).save(path)
+    return path
+
+
+def test_an_input_is_never_overwritten(tmp_path, run):
+    src = _photo(tmp_path / "photo.png")
+    before = src.read_bytes()
+    r = run("stylize", str(src), "-o", str(src))
+    assert r.returncode == 2 and "would overwrite the input" in r.stderr and src.read_bytes() == before
+    link = tmp_path / "link.png"
+    link.symlink_to(src)
+    r = run("stylize", str(src), "-o", str(link))
+    assert r.returncode == 2 and src.read_bytes() == before
+    hard = tmp_path / "hard.png"
+    os.link(src, hard)
+    r = run("stylize", str(src), "-o", str(hard))
+    assert r.returncode == 2 and src.read_bytes() == before
+
+
+def test_same_names_get_distinct_outputs_and_a_file_output_needs_one_input(tmp_path, run):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    _photo(a / "x.png", 1), _photo(b / "x.png", 2)
+    out = tmp_path / "out"
+    r = run("stylize", str(a), str(b), "-o", str(out), "--max-size", "32")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["x_starry_night.png", "x_starry_night_2.png"]
+    r = run("stylize", str(a / "x.png"), str(b / "x.png"), "-o", str(tmp_path / "result.jpg"))
+    assert r.returncode == 2 and "pass a folder" in r.stderr and not (tmp_path / "result.jpg").exists()
+
+
+def test_rerunning_on_a_folder_skips_its_earlier_outputs(tmp_path, run):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    _photo(folder / "p.jpg")
+    for _ in range(2):
+        r = run("stylize", str(folder), "--max-size", "32")
+        assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["p.jpg", "p_starry_night.jpg"]
+    assert "skipped 1 earlier" in r.stdout

@@ -120,7 +120,8 @@ def test_default_output_beside_input_and_output_options(weights_dir, photo, tmp_
     assert sty.stylize_many(choice, [photo], tmp_path / "named.png", report=lines.append) == 0
     assert Image.open(tmp_path / "named.png").format == "PNG"
     assert sty.stylize_many(choice, [photo.parent], tmp_path / "folder", report=lines.append) == 0
-    assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == ["photo_alpha.jpg", "photo_alpha_alpha.jpg"]
+    # the folder's earlier outputs (photo_alpha.jpg, named.png) are recognised and not stylized again
+    assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == ["photo_alpha.jpg"]
 
 
 def test_max_size_and_alpha_carried_over(weights_dir, tmp_path):
