@@ -228,11 +228,11 @@ def diffusion_sample(
     output: str = typer.Option("samples.png", "-o", "--output", help="grid.png, or DIR/ for one PNG per sample plus grid.png."),
     weights: Optional[str] = typer.Option(None, help="Model .safetensors, a run directory, or a shipped name; default: the shipped MNIST model."),
     num_samples: int = typer.Option(64, "--num-samples", "-n", help="How many images."),
-    sampler: str = typer.Option("ddim", help="ddim, dpm++ (DPM-Solver++ 2M) or ddpm."),
-    steps: int = typer.Option(50, help="DDIM / DPM++ steps (DDPM always uses every training step)."),
+    sampler: Optional[str] = typer.Option(None, help="dpm++sde (DPM-Solver++ 2M SDE; default), dpm++ (its ODE form), ddim or ddpm."),
+    steps: Optional[int] = typer.Option(None, help="Steps of dpm++sde / dpm++ / ddim (default 10; ddpm uses every training step)."),
     eta: float = typer.Option(0.0, help="DDIM noise: 0 = deterministic, 1 = DDPM-like."),
     labels: Optional[str] = typer.Option(None, help="Class labels, e.g. 7 or 0,1,2 (cycled); default: all classes in turn."),
-    guidance: float = typer.Option(2.0, help="Classifier-free guidance scale (1 = none)."),
+    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale (1 = none; default 1.5)."),
     seed: int = typer.Option(0, help="Seed of the sampling noise."),
     nrow: Optional[int] = typer.Option(None, help="Images per grid row (default: square grid)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
@@ -307,7 +307,8 @@ def bench_sampling(
     weights: Optional[str] = typer.Option(None, help="Diffusion model (default: the shipped MNIST model)."),
     num_samples: int = typer.Option(256, "--num-samples", "-n", help="Samples per sampler and step count."),
     steps: str = typer.Option("5,10,20,50", help="Step counts, comma-separated."),
-    samplers: str = typer.Option("ddpm,ddim,dpm++", help="Samplers, comma-separated."),
+    samplers: str = typer.Option("ddpm,ddim,dpm++,dpm++sde", help="Samplers, comma-separated."),
+    guidance: float = typer.Option(2.0, help="Classifier-free guidance scale of every row."),
     device: Optional[str] = typer.Option("cpu", help="cpu or cuda."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
 ) -> None:
@@ -319,7 +320,7 @@ def bench_sampling(
     except ValueError:
         raise StylenormError(f"--steps {steps!r} must be comma-separated integers, e.g. 5,10,20") from None
     run_sampling_benchmark(output, plot, weights, num_samples, step_counts, tuple(s.strip() for s in samplers.split(",")),
-                           device=device, threads=threads)
+                           guidance=guidance, device=device, threads=threads)
 
 
 @bench_app.command("fused")

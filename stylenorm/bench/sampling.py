@@ -19,7 +19,8 @@ import torch
 from stylenorm.bench.common import resolve_devices, write_report
 from stylenorm.errors import StylenormError
 
-SAMPLERS = {"ddpm": ("ddim", 1.0), "ddim": ("ddim", 0.0), "dpm++": ("dpm++", 0.0)}  # name -> (sampler, eta)
+SAMPLERS = {"ddpm": ("ddim", 1.0), "ddim": ("ddim", 0.0), "dpm++": ("dpm++", 0.0),
+            "dpm++sde": ("dpm++sde", 0.0)}  # name -> (sampler, eta)
 STEPS = (5, 10, 20, 50)
 HOLDOUT, HOLDOUT_SEED = 256, 0  # the shipped model's own held-out split (weights/mnist.json)
 
@@ -84,7 +85,7 @@ def run_sampling_benchmark(output: Path, plot: Path | None = None, weights: str 
     notes = [f"{num_samples} samples per row (labels 0-9 in turn, guidance {guidance}, seed {seed}), scored by the shipped "
              "MNIST classifier against all 5000 bundled digits; 'ddpm' is ancestral sampling (DDIM with eta 1) on the "
              "same step subsequence."]
-    write_report(output, "Sampling: quality against steps", ["sampler", "steps", "Fréchet distance", "recognised %",
+    write_report(output, f"Sampling: quality against steps (guidance {guidance})", ["sampler", "steps", "Fréchet distance", "recognised %",
                                                                "specks / image", f"time ({dev.type}, s)"], rows, devices=[dev], notes=notes)
     if plot is not None:
         save_plot(curves, real_fd, plot)

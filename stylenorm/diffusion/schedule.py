@@ -137,7 +137,7 @@ class Diffusion:
     @torch.no_grad()
     def dpmpp_2m_sample(self, denoiser: Denoiser, shape: tuple[int, ...], generator: torch.Generator,
                         steps: int = 10, device: torch.device | str = "cpu", progress: bool = False,
-                        lower_order_final: bool = True) -> torch.Tensor:
+                        lower_order_final: bool = True, stochastic: bool = False) -> torch.Tensor:
         """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2), multistep, in data prediction.
 
         With α = sqrt(ᾱ), σ = sqrt(1 - ᾱ), λ = log(α / σ) and h = λ_t − λ_s, one step is
@@ -165,7 +165,14 @@ class Diffusion:
             else:
                 r = previous[1] / h
                 d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * previous[0]
-            x = (sigma(j) / sigma(i)) * x - alpha(j) * math.expm1(-h) * d
+            if stochastic:
+                # the SDE variant (Lu et al. 2022, DPM-Solver++(2M) SDE): e^{-h} more of x_s is
+                # replaced by fresh noise, which corrects errors the ODE would carry to the end
+                noise = torch.randn(shape, generator=generator, device="cpu").to(device)
+                x = ((sigma(j) / sigma(i)) * math.exp(-h) * x - alpha(j) * math.expm1(-2 * h) * d
+                     + sigma(j) * math.sqrt(-math.expm1(-2 * h)) * noise)
+            else:
+                x = (sigma(j) / sigma(i)) * x - alpha(j) * math.expm1(-h) * d
             previous = (x0, h)
         return x
 

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stylenorm.errors import StylenormError
+
 
 GRID = 4  # the network downsamples twice by 2
 
@@ -43,7 +45,7 @@ def check_tileable(model: nn.Module) -> None:
     """Tiling is exact only where every norm is per-image IN or eval-mode BN (or none)."""
     for name, m in model.named_modules():
         if isinstance(m, (nn.GroupNorm, nn.LayerNorm)) or type(m).__name__ in ("LayerNorm", "RMSNorm"):
-            raise ValueError(
+            raise StylenormError(
                 f"layer {name} ({type(m).__name__}) normalises over the whole image in a way tiles cannot "
                 "share; stylize at a smaller size with --max-size"
             )
@@ -160,7 +162,7 @@ def _in_layer(norm_wrapper: nn.Module) -> nn.Module:
     layer = norm_wrapper.layer
     inner = getattr(layer, "norm", layer)
     if not isinstance(inner, nn.modules.instancenorm._InstanceNorm):
-        raise ValueError(f"exact tiling needs InstanceNorm layers, found {type(inner).__name__}; use --max-size")
+        raise StylenormError(f"exact tiling needs InstanceNorm layers, found {type(inner).__name__}; use --max-size")
     return inner
 
 

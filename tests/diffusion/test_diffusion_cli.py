@@ -184,3 +184,15 @@ def test_bench_sampling_scores_every_sampler_and_step_count(run_cli, tmp_path: P
     assert Image.open(tmp_path / "s.png").size[0] > 100
     code, out, err = run_cli("bench", "sampling", "--samplers", "euler", "-o", tmp_path / "x.md")
     assert code == 2 and "unknown sampler" in err and not (tmp_path / "x.md").exists()
+
+
+def test_sample_help_states_the_measured_defaults(run_cli) -> None:
+    from stylenorm.diffusion.sample import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
+
+    code, out, err = run_cli("diffusion", "sample", "--help")
+    text = " ".join(out.split())
+    assert f"{DEFAULT_SAMPLER} (DPM-Solver++ 2M SDE; default)" in text
+    assert f"default {DEFAULT_STEPS};" in text and f"default {DEFAULT_GUIDANCE})" in text
+    card = json.loads(shipped_weights("mnist").with_suffix(".json").read_text())
+    assert card["sampling_default"]["sampler"] == DEFAULT_SAMPLER
+    assert card["sampling_default"]["steps"] == DEFAULT_STEPS and card["sampling_default"]["guidance"] == DEFAULT_GUIDANCE

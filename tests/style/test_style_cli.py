@@ -140,3 +140,15 @@ def test_rerunning_on_a_folder_skips_its_earlier_outputs(tmp_path, run):
         assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in folder.iterdir()) == ["p.jpg", "p_starry_night.jpg"]
     assert "skipped 1 earlier" in r.stdout
+
+
+def test_tiling_a_network_that_cannot_be_tiled_is_one_error_line(tmp_path, run):
+    from stylenorm.checkpoints import save_model
+    from stylenorm.style.net import TransformerNet, net_config
+
+    net = TransformerNet("gn8")
+    weights = save_model(tmp_path / "gn.safetensors", net.state_dict(), {**net_config(net), "kind": "style"})
+    src = _photo(tmp_path / "p.png")
+    r = run("stylize", str(src), "--style", str(weights), "--tile-size", "16", "-o", str(tmp_path / "out.png"))
+    assert r.returncode == 2 and r.stderr.startswith("error:") and "--max-size" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "out.png").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from stylenorm.errors import StylenormError
 from stylenorm.style.net import TransformerNet
 from stylenorm.style.tiling import capture_statistics, exact_stylize, frozen_statistics, tiled_stylize
 
@@ -77,7 +78,7 @@ def test_no_seam_with_reduced_resolution_statistics():
 
 def test_tiling_refuses_norms_it_cannot_share():
     net = TransformerNet(norm="gn").eval()
-    with pytest.raises(ValueError, match="--max-size"):
+    with pytest.raises(StylenormError, match="--max-size"):
         tiled_stylize(net, torch.rand(1, 3, 32, 32), None, tile=16)
 
 
