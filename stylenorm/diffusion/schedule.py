@@ -153,7 +153,7 @@ class Diffusion:
         sigma = lambda i: math.sqrt(1 - abar[i].item())  # noqa: E731
         lam = lambda i: math.log(alpha(i) / sigma(i))  # noqa: E731
         previous: tuple[torch.Tensor, float] | None = None  # (x0 prediction, h) of the step before
-        for k, i in enumerate(tqdm(timesteps, desc="DPM++ 2M", disable=not progress, leave=False)):
+        for k, i in enumerate(tqdm(timesteps, desc="DPM++ 2M SDE" if stochastic else "DPM++ 2M", disable=not progress, leave=False)):
             t = torch.full((shape[0],), i, device=device, dtype=torch.long)
             x0, _ = self.split_prediction(denoiser(x, t), x, t)
             if k + 1 == len(timesteps):
