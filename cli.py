@@ -232,7 +232,7 @@ def diffusion_sample(
     steps: Optional[int] = typer.Option(None, help="Steps of dpm++sde / dpm++ / ddim (default 10; ddpm uses every training step)."),
     eta: float = typer.Option(0.0, help="DDIM noise: 0 = deterministic, 1 = DDPM-like."),
     labels: Optional[str] = typer.Option(None, help="Class labels, e.g. 7 or 0,1,2 (cycled); default: all classes in turn."),
-    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale (1 = none; default 1.5)."),
+    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale (1 = none; default 1.5 for dpm++sde, 2 for the others)."),
     seed: int = typer.Option(0, help="Seed of the sampling noise."),
     nrow: Optional[int] = typer.Option(None, help="Images per grid row (default: square grid)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),

@@ -1,6 +1,6 @@
 """Regenerate the before/after pictures: each bundled demo photo in every shipped style.
 
-Run from the repository root:  .venv/bin/python docs/style/make_grid.py
+Run from the repository root:  python docs/style/make_grid.py
 Every stylized picture is made by the real command line (`stylenorm stylize`);
 this script only lays them out in one grid, one row per photo.
 """
@@ -17,8 +17,9 @@ from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "docs" / "style"
-PHOTOS = ["chelsea.png", "astronaut.png"]
-SIZE = 320  # longest side of each stylized picture
+PHOTOS = ["chelsea.png", "astronaut.png", "coffee.png", "rocket.jpg"]
+SIZE = 512  # longest side of each stylized picture (the size eval-style judges at)
+CELL = 300  # longest side of each cell in the grid (downscaled, so motifs keep their size relative to the photo)
 
 
 def main() -> None:
@@ -31,32 +32,29 @@ def main() -> None:
         src = REPO / "stylenorm" / "data" / "demo" / photo
         stem = Path(photo).stem
         cells = [Image.open(src).convert("RGB")]
-        cells[0].thumbnail((SIZE, SIZE), Image.LANCZOS)
         for style in styles:
             dst = work / f"{stem}_{style}.png"
             subprocess.run([sys.executable, "-m", "stylenorm", "stylize", str(src), "--style", style,
                             "--max-size", str(SIZE), "-o", str(dst)], check=True, cwd=REPO)
             cells.append(Image.open(dst).convert("RGB"))
+        for cell in cells:
+            cell.thumbnail((CELL, CELL), Image.LANCZOS)
         rows.append(cells)
     label_h = 22
-    width = sum(c.width for c in rows[0])
-    height = label_h + sum(r[0].height for r in rows)
-    grid = Image.new("RGB", (width, height), "white")
+    columns = len(rows[0])
+    heights = [max(c.height for c in row) for row in rows]
+    grid = Image.new("RGB", (columns * CELL, label_h + sum(heights)), "white")
     draw = ImageDraw.Draw(grid)
-    x = 0
-    for name, cell in zip(["photo"] + styles, rows[0]):
-        draw.text((x + 6, 5), name, fill="black")
-        x += cell.width
+    for k, name in enumerate(["photo"] + styles):
+        draw.text((k * CELL + 6, 5), name, fill="black")
     y = label_h
-    for row in rows:
-        x = 0
-        for cell in row:
-            grid.paste(cell, (x, y))
-            x += cell.width
-        y += row[0].height
-    grid.save(OUT / "before_after.png")
+    for row, height in zip(rows, heights):
+        for k, cell in enumerate(row):  # centred in fixed-width columns
+            grid.paste(cell, (k * CELL + (CELL - cell.width) // 2, y + (height - cell.height) // 2))
+        y += height
+    grid.save(OUT / "before_after.jpg", quality=88)
     shutil.rmtree(work, ignore_errors=True)
-    print(f"wrote {OUT / 'before_after.png'}")
+    print(f"wrote {OUT / 'before_after.jpg'}")
 
 
 if __name__ == "__main__":

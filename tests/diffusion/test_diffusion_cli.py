@@ -192,7 +192,9 @@ def test_sample_help_states_the_measured_defaults(run_cli) -> None:
     code, out, err = run_cli("diffusion", "sample", "--help")
     text = " ".join(out.replace("│", " ").split())  # rich wraps help in a box
     assert f"{DEFAULT_SAMPLER} (DPM-Solver++ 2M SDE; default)" in text
-    assert f"default {DEFAULT_STEPS};" in text and f"default {DEFAULT_GUIDANCE})" in text
+    assert f"default {DEFAULT_STEPS};" in text
+    assert f"default {DEFAULT_GUIDANCE['dpm++sde']} for dpm++sde, {DEFAULT_GUIDANCE['ddim']:g} for the others" in text
+    assert len(set(DEFAULT_GUIDANCE.values()) - {DEFAULT_GUIDANCE["dpm++sde"]}) == 1
     card = json.loads(shipped_weights("mnist").with_suffix(".json").read_text())
     assert card["sampling_default"]["sampler"] == DEFAULT_SAMPLER
-    assert card["sampling_default"]["steps"] == DEFAULT_STEPS and card["sampling_default"]["guidance"] == DEFAULT_GUIDANCE
+    assert card["sampling_default"]["steps"] == DEFAULT_STEPS and card["sampling_default"]["guidance_by_sampler"] == DEFAULT_GUIDANCE
