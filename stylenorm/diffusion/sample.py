@@ -92,6 +92,10 @@ def generate(loaded: LoadedModel, num_samples: int = 64, sampler: str | None = N
     if sampler not in SAMPLERS:
         raise StylenormError(f"unknown sampler {sampler!r}; use {', '.join(SAMPLERS)}")
     guidance = DEFAULT_GUIDANCE[sampler] if guidance is None else guidance
+    if guidance < 0:
+        raise StylenormError(f"--guidance {guidance} is negative; use 1 for none, 1.5-3 for stronger conditioning")
+    if not 0 <= eta <= 1:
+        raise StylenormError(f"--eta {eta} is outside 0..1; 0 is deterministic DDIM, 1 is DDPM-like")
     cfg = loaded.model.config
     device = next(loaded.model.parameters()).device
     generator = torch.Generator().manual_seed(seed)

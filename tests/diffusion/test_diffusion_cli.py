@@ -198,3 +198,11 @@ def test_sample_help_states_the_measured_defaults(run_cli) -> None:
     card = json.loads(shipped_weights("mnist").with_suffix(".json").read_text())
     assert card["sampling_default"]["sampler"] == DEFAULT_SAMPLER
     assert card["sampling_default"]["steps"] == DEFAULT_STEPS and card["sampling_default"]["guidance_by_sampler"] == DEFAULT_GUIDANCE
+
+
+@pytest.mark.parametrize("option,value,words", [("--steps", "0", "--steps"), ("--guidance", "-1", "--guidance"),
+                                                ("--eta", "-1", "--eta"), ("--sampler", "euler", "dpm++")])
+def test_sample_refuses_out_of_range_options(run_cli, tmp_path: Path, option: str, value: str, words: str) -> None:
+    code, out, err = run_cli("diffusion", "sample", "-n", "2", option, value, "-o", tmp_path / "s.png")
+    assert code == 2 and err.startswith("error:") and words in err and err.count("\n") == 1
+    assert not (tmp_path / "s.png").exists()
