@@ -137,6 +137,24 @@ def latest_checkpoint(run_or_checkpoint: str | os.PathLike) -> Path:
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
+def user_weights_dir() -> Path:
+    """Where weights a user trains go by default, never inside the installed package:
+    $STYLENORM_HOME/weights, else $XDG_DATA_HOME/stylenorm/weights (~/.local/share/stylenorm/weights)."""
+    home = os.environ.get("STYLENORM_HOME")
+    if home:
+        return Path(home).expanduser() / "weights"
+    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data) / "stylenorm" / "weights"
+
+
+def refuse_shipped_output(path: str | os.PathLike) -> None:
+    """Training never writes over a shipped model: an output inside WEIGHTS_DIR is refused."""
+    target = Path(path).expanduser().resolve()
+    if target.parent == WEIGHTS_DIR.resolve():
+        raise StylenormError(f"{path} is a shipped model's place ({WEIGHTS_DIR}); write your weights elsewhere "
+                             f"with -o, or leave -o out to write into {user_weights_dir()}")
+
+
 def shipped_weights(name: str) -> Path:
     """The path of a model shipped in weights/ (name without extension)."""
     return WEIGHTS_DIR / f"{name}.safetensors"

@@ -9,3 +9,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def user_data_folder(tmp_path_factory, monkeypatch):
+    """Weights a test trains without -o go to a fresh user data folder, never into the real one."""
+    home = tmp_path_factory.mktemp("stylenorm_home")
+    monkeypatch.setenv("STYLENORM_HOME", str(home))
+    return home

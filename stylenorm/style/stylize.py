@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from stylenorm.checkpoints import WEIGHTS_DIR, WeightsError, load_into, load_model
+from stylenorm.checkpoints import WEIGHTS_DIR, WeightsError, load_into, load_model, user_weights_dir
 from stylenorm.errors import StylenormError
 from stylenorm.images import (
     DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, list_images, load_image, made_by_stylenorm, save_image, to_tensor,
@@ -99,13 +99,18 @@ def read_card(path: Path) -> dict:
         return {}
 
 
-def shipped_style_files(weights_dir: Path = WEIGHTS_DIR) -> list[Path]:
-    """Shipped style networks: weights/*.safetensors whose card says kind: style."""
+def style_weight_dirs() -> list[Path]:
+    """Where styles are found by name: the shipped ones, then the user's own (train-style's default output)."""
+    return [WEIGHTS_DIR, user_weights_dir()]
+
+
+def shipped_style_files(weights_dir: Path | None = None) -> list[Path]:
+    """Style networks found by name (`style_weight_dirs`, or one folder): *.safetensors whose card says kind: style."""
     import json
 
     found = []
-    if weights_dir.is_dir():
-        for card in sorted(weights_dir.glob("*.json")):
+    for folder in [weights_dir] if weights_dir is not None else style_weight_dirs():
+        for card in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             try:
                 meta = json.loads(card.read_text())
             except (OSError, ValueError):
@@ -133,7 +138,7 @@ def load_style_model(path: str | os.PathLike, device: str | torch.device = "cpu"
     return StyleModel(net, names, str(path), default)
 
 
-def list_shipped_styles(weights_dir: Path = WEIGHTS_DIR) -> list[tuple[str, Path, dict]]:
+def list_shipped_styles(weights_dir: Path | None = None) -> list[tuple[str, Path, dict]]:
     """(style name, weights file, card) for every shipped style."""
     out = []
     for path in shipped_style_files(weights_dir):
@@ -158,7 +163,7 @@ def _parse_blend(text: str) -> list[tuple[str, float]]:
 
 
 def resolve_style(style: str | None, weights: str | os.PathLike | None = None, device: str = "cpu",
-                  weights_dir: Path = WEIGHTS_DIR) -> StyleChoice:
+                  weights_dir: Path | None = None) -> StyleChoice:
     """--style NAME | PATH | a:0.7,b:0.3 (names within --weights FILE or the shipped network)."""
     if style and (Path(style).suffix == ".safetensors" or Path(style).is_file() or os.sep in style) and ":" not in Path(style).name:
         model = load_style_model(style, device)
@@ -169,7 +174,8 @@ def resolve_style(style: str | None, weights: str | os.PathLike | None = None, d
     else:
         models = shipped_style_files(weights_dir)
         if not models:
-            raise WeightsError(f"no shipped style weights in {weights_dir}; reinstall stylenorm or pass --style PATH to a weights file")
+            where = weights_dir or WEIGHTS_DIR
+            raise WeightsError(f"no shipped style weights in {where}; reinstall stylenorm or pass --style PATH to a weights file")
     if not style:
         preferred = [m for m in models if m.stem == DEFAULT_WEIGHTS] or models
         model = load_style_model(preferred[0], device)

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from stylenorm.checkpoints import (
-    latest_checkpoint, load_training_state, save_model, save_training_state,
+    latest_checkpoint, load_training_state, refuse_shipped_output, save_model, save_training_state, user_weights_dir,
 )
 from stylenorm.errors import StylenormError
 from stylenorm.images import list_images, load_image, save_image, to_tensor, to_uint8
@@ -39,7 +39,7 @@ class StyleTrainConfig:
     data: str | None = None  # folder of content photos
     holdout: int = 0  # photos of `data` set aside and never trained on (the same split for every seed)
     name: str = "style"
-    output: str | None = None  # weights path; default weights/<name>.safetensors
+    output: str | None = None  # weights path; default <user data folder>/weights/<name>.safetensors
     run_dir: str | None = None  # checkpoints and previews; default runs/style/<name>
     norm: str = "in"
     image_size: int = 256  # square training crops
@@ -186,7 +186,8 @@ def train_style(cfg: StyleTrainConfig, progress: bool = True) -> Path:
         if not Path(s).is_file():
             raise StylenormError(f"style image not found: {s}; pass an existing image to --style")
     num_styles = len(cfg.styles)
-    output = Path(cfg.output) if cfg.output else Path("weights") / f"{cfg.name}.safetensors"
+    output = Path(cfg.output) if cfg.output else user_weights_dir() / f"{cfg.name}.safetensors"
+    refuse_shipped_output(output)
     run_dir = Path(cfg.run_dir) if cfg.run_dir else Path("runs") / "style" / cfg.name
 
     accelerator = make_accelerator(cfg.mixed_precision, cfg.grad_accum, cfg.cpu)
@@ -324,8 +325,9 @@ def build_card(cfg: StyleTrainConfig, *, step: int, num_photos: int, vgg_source:
         "norm": cfg.norm,
         "num_styles": len(cfg.styles),
         "kind": "style",
-        "styles": [style_name(s) for s in cfg.styles],
-        "default_style": style_name(cfg.styles[0]),
+        # a one-style network is its style, named as the user named it (--name); several are the paintings'
+        "styles": [cfg.name] if len(cfg.styles) == 1 else [style_name(s) for s in cfg.styles],
+        "default_style": cfg.name if len(cfg.styles) == 1 else style_name(cfg.styles[0]),
         "style_images": [Path(s).name for s in cfg.styles],
         "data": (f"{num_photos} photos from {Path(cfg.data).name}/" + (f" ({cfg.holdout} more held out)" if cfg.holdout else ""))
         if cfg.data else None,

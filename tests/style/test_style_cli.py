@@ -52,14 +52,14 @@ def test_train_two_steps_then_stylize_with_the_result(tmp_path, tiny_vgg, tiny_d
     result = run("train-style", "--style", str(tiny_data["style_a"]), "--data", str(tiny_data["content"]),
                  "--steps", "2", "--image-size", "32", "--style-size", "48", "--vgg-weights", str(tiny_vgg),
                  "--output", str(weights), "--run-dir", str(tmp_path / "run"), "--checkpoint-every", "1",
-                 "--preview-every", "0")
+                 "--preview-every", "0", "--name", "mine")
     assert result.returncode == 0, result.stderr
     assert weights.is_file() and weights.with_suffix(".json").is_file()
     photo = tmp_path / "p.jpg"
     Image.fromarray((np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8)).save(photo)
     stylized = run("stylize", str(photo), "--style", str(weights))
     assert stylized.returncode == 0, stylized.stderr
-    assert Image.open(tmp_path / "p_stripes.jpg").size == (40, 30)
+    assert Image.open(tmp_path / "p_mine.jpg").size == (40, 30)  # named as --name named the style
 
 
 def test_bad_inputs_exit_non_zero_with_one_line(tmp_path, run):
@@ -152,3 +152,25 @@ def test_tiling_a_network_that_cannot_be_tiled_is_one_error_line(tmp_path, run):
     r = run("stylize", str(src), "--style", str(weights), "--tile-size", "16", "-o", str(tmp_path / "out.png"))
     assert r.returncode == 2 and r.stderr.startswith("error:") and "--max-size" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "out.png").exists()
+
+
+def test_a_trained_style_is_found_by_name_and_never_replaces_a_shipped_one(tmp_path, tiny_vgg, tiny_data, run,
+                                                                          user_data_folder):
+    from stylenorm.checkpoints import WEIGHTS_DIR
+
+    train = ["train-style", "--style", str(tiny_data["style_a"]), "--data", str(tiny_data["content"]),
+             "--vgg-weights", str(tiny_vgg), "--image-size", "32", "--style-size", "48", "--steps", "1",
+             "--checkpoint-every", "0", "--preview-every", "0", "--run-dir", str(tmp_path / "run")]
+    shipped = (WEIGHTS_DIR / "styles.safetensors").read_bytes()
+    r = run(*train, "--name", "styles", "-o", str(WEIGHTS_DIR / "styles.safetensors"))
+    assert r.returncode == 2 and "shipped" in r.stderr
+    assert (WEIGHTS_DIR / "styles.safetensors").read_bytes() == shipped
+    r = run(*train, "--name", "mine")
+    assert r.returncode == 0, r.stderr
+    assert (user_data_folder / "weights" / "mine.safetensors").is_file()
+    listed = run("styles")
+    assert "mine" in listed.stdout  # a one-style network is listed by its --name
+    src = _photo(tmp_path / "p.png")
+    r = run("stylize", str(src), "--style", "mine", "-o", str(tmp_path / "out.png"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out.png").is_file()
