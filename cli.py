@@ -265,7 +265,7 @@ def diffusion_export(
 
 @diffusion_app.command("train-classifier")
 def diffusion_train_classifier(
-    output: Path = typer.Option(None, "-o", "--output", help="Weights to write (default: weights/mnist_classifier.safetensors)."),
+    output: Path = typer.Option(None, "-o", "--output", help="Weights to write (default: your data folder's weights/mnist_classifier.safetensors; never the shipped one)."),
     data: str = typer.Option("mnist5k", help="Labelled digits: mnist5k (bundled) or mnist (downloaded)."),
     holdout: int = typer.Option(1000, help="Images kept aside to measure accuracy."),
     steps: int = typer.Option(1500, help="Optimizer steps."),

@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from stylenorm.checkpoints import load_into, load_model, save_model, shipped_weights
+from stylenorm.checkpoints import (
+    load_into, load_model, refuse_shipped_output, save_model, shipped_weights, user_weights_dir,
+)
 from stylenorm.diffusion.data import DatasetError, load_images, split_holdout
 from stylenorm.training import batch_indices
 
@@ -58,7 +60,7 @@ class ClassifierConfig:
     batch_size: int = 64
     lr: float = 1e-3
     seed: int = 0
-    output: str = str(shipped_weights("mnist_classifier"))
+    output: str | None = None  # default: <user data folder>/weights/mnist_classifier.safetensors
 
 
 def _augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -80,6 +82,8 @@ def accuracy(model: DigitClassifier, images: torch.Tensor, labels: torch.Tensor,
 
 def train_digit_classifier(config: ClassifierConfig) -> tuple[Path, float]:
     """Train, evaluate on the held-out split, and save weights plus card. Returns (path, accuracy)."""
+    output = Path(config.output) if config.output else user_weights_dir() / "mnist_classifier.safetensors"
+    refuse_shipped_output(output)  # checked before training, so a run never ends in a refusal
     torch.manual_seed(config.seed)
     data = load_images(config.data, IMAGE_SIZE, 1)
     if data.labels is None:
@@ -109,7 +113,7 @@ def train_digit_classifier(config: ClassifierConfig) -> tuple[Path, float]:
         "data": data.source,
         "date": datetime.date.today().isoformat(),
     }
-    path = save_model(config.output, model.state_dict(), card)
+    path = save_model(output, model.state_dict(), card)
     return path, held_accuracy
 
 

@@ -43,3 +43,15 @@ def test_cli_rejects_unlabelled_data(run_cli, tmp_path):
     code, out, err = run_cli("diffusion", "train-classifier", "--data", folder, "-o", tmp_path / "c.safetensors")
     assert code == 2 and err.startswith("error:") and "no labels" in err
     assert not (tmp_path / "c.safetensors").exists()
+
+
+def test_cli_never_replaces_the_shipped_classifier(run_cli, user_data_folder):
+    from stylenorm.checkpoints import shipped_weights
+
+    shipped = shipped_weights("mnist_classifier")
+    before = shipped.read_bytes()
+    code, out, err = run_cli("diffusion", "train-classifier", "-o", shipped, "--steps", "2", "--holdout", "100")
+    assert code == 2 and "shipped" in err and shipped.read_bytes() == before
+    code, out, err = run_cli("diffusion", "train-classifier", "--steps", "2", "--holdout", "100")
+    assert code == 0, err
+    assert (user_data_folder / "weights" / "mnist_classifier.safetensors").is_file() and shipped.read_bytes() == before
