@@ -171,8 +171,34 @@ def _checkpoint_dirs(run_dir: Path) -> list[Path]:
     return sorted((run_dir / "checkpoints").glob("step_*"))
 
 
+def check_config(cfg: StyleTrainConfig) -> None:
+    """Every option's range, before anything loads: one error naming the option."""
+    if isinstance(cfg.styles, str):
+        raise StylenormError(f"styles must be a list of paintings, got the string {cfg.styles!r}; write `styles: [{cfg.styles}]`")
+    at_least = {"steps": (cfg.steps, 1), "batch_size": (cfg.batch_size, 1), "grad_accum": (cfg.grad_accum, 1),
+                "image_size": (cfg.image_size, 16), "style_size": (cfg.style_size, 16)}
+    for name, (value, low) in at_least.items():
+        if value < low:
+            raise StylenormError(f"--{name.replace('_', '-')} {value} is below {low}; pass at least {low}")
+    if not cfg.lr > 0:
+        raise StylenormError(f"--lr {cfg.lr} must be positive (e.g. 1e-3)")
+    for name in ("content_weight", "style_weight", "tv_weight"):
+        if getattr(cfg, name) < 0:
+            raise StylenormError(f"--{name.replace('_', '-')} {getattr(cfg, name)} is negative; loss weights are >= 0")
+
+
+def check_resume(cfg: StyleTrainConfig, saved: dict[str, Any]) -> None:
+    """A resume must continue the same network: the same paintings (by name) and the same norm."""
+    for key, now, then in (("styles", [style_name(s) for s in cfg.styles], [style_name(s) for s in saved.get("styles", [])]),
+                           ("norm", cfg.norm, saved.get("norm", cfg.norm))):
+        if saved.get(key) is not None and now != then:
+            raise StylenormError(f"--resume continues a run trained with {key} {then}, not {now}; resume with the same "
+                                 f"--{'style' if key == 'styles' else key}, or start a new run with another --run-dir")
+
+
 def train_style(cfg: StyleTrainConfig, progress: bool = True) -> Path:
     """Train and write `<output>.safetensors` + card; return the weights path."""
+    check_config(cfg)
     if not cfg.styles:
         raise StylenormError("no style image given; pass --style PAINTING.jpg (repeat for several styles)")
     if not cfg.data:
@@ -216,6 +242,7 @@ def train_style(cfg: StyleTrainConfig, progress: bool = True) -> Path:
     if cfg.resume:
         ckpt = latest_checkpoint(cfg.resume)
         model_sd, _, state = load_training_state(ckpt)
+        check_resume(cfg, state.get("config", {}))
         from stylenorm.checkpoints import load_into
 
         load_into(model, model_sd, ckpt)

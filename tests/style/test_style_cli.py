@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -174,3 +175,25 @@ def test_a_trained_style_is_found_by_name_and_never_replaces_a_shipped_one(tmp_p
     r = run("stylize", str(src), "--style", "mine", "-o", str(tmp_path / "out.png"))
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out.png").is_file()
+
+
+@pytest.mark.parametrize("option,value", [("--steps", "0"), ("--batch-size", "0"), ("--image-size", "0"),
+                                          ("--lr", "-1"), ("--style-weight", "-2")])
+def test_train_style_checks_ranges_before_any_work(tmp_path, tiny_data, run, option, value):
+    r = run("train-style", "--style", str(tiny_data["style_a"]), "--data", str(tiny_data["content"]), option, value,
+            "-o", str(tmp_path / "w.safetensors"), "--run-dir", str(tmp_path / "run"))
+    assert r.returncode == 2 and r.stderr.startswith("error:") and option in r.stderr
+    assert not (tmp_path / "w.safetensors").exists() and not (tmp_path / "run").exists()
+
+
+def test_resume_with_another_painting_or_norm_is_refused(tmp_path, tiny_vgg, tiny_data, run):
+    common = ["--data", str(tiny_data["content"]), "--vgg-weights", str(tiny_vgg), "--image-size", "32",
+              "--style-size", "48", "--checkpoint-every", "1", "--preview-every", "0", "--run-dir", str(tmp_path / "run"),
+              "-o", str(tmp_path / "w.safetensors")]
+    r = run("train-style", "--style", str(tiny_data["style_a"]), "--steps", "1", *common)
+    assert r.returncode == 0, r.stderr
+    r = run("train-style", "--style", str(tiny_data["style_b"]), "--steps", "2", "--resume", str(tmp_path / "run"), *common)
+    assert r.returncode == 2 and "styles" in r.stderr
+    r = run("train-style", "--style", str(tiny_data["style_a"]), "--norm", "gn8", "--steps", "2",
+            "--resume", str(tmp_path / "run"), *common)
+    assert r.returncode == 2 and "norm" in r.stderr
