@@ -197,3 +197,23 @@ def test_resume_with_another_painting_or_norm_is_refused(tmp_path, tiny_vgg, tin
     r = run("train-style", "--style", str(tiny_data["style_a"]), "--norm", "gn8", "--steps", "2",
             "--resume", str(tmp_path / "run"), *common)
     assert r.returncode == 2 and "norm" in r.stderr
+
+
+def test_init_weights_start_from_a_trained_network(tmp_path, tiny_vgg, tiny_data):
+    from stylenorm.checkpoints import load_model, save_model
+    from stylenorm.config import build_config
+    from stylenorm.style.net import TransformerNet, net_config
+    from stylenorm.style.train import StyleTrainConfig, train_style
+
+    torch.manual_seed(5)
+    start = TransformerNet("in", 2)
+    init = save_model(tmp_path / "init.safetensors", start.state_dict(), {**net_config(start), "kind": "style"})
+    cfg = build_config(StyleTrainConfig, None, dict(
+        styles=[str(tiny_data["style_a"]), str(tiny_data["style_b"])], data=str(tiny_data["content"]),
+        vgg_weights=str(tiny_vgg), image_size=32, style_size=48, steps=1, lr=1e-9, checkpoint_every=0,
+        preview_every=0, half=False, init_weights=str(init), style_scales=[1.0, 0.5],
+        output=str(tmp_path / "out.safetensors"), run_dir=str(tmp_path / "run")))
+    tensors, card = load_model(train_style(cfg, progress=False))
+    for name, value in start.state_dict().items():
+        torch.testing.assert_close(tensors[name], value, atol=1e-6, rtol=0)  # lr 1e-9: still the init
+    assert card["init_weights"] == "init.safetensors" and card["style_scales"] == [1.0, 0.5]

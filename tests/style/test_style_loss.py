@@ -135,3 +135,25 @@ def test_real_caffe_file_loads_and_responds_to_content():
     assert set(feats) == {"relu1_2", "relu2_2", "relu3_3", "relu4_3"}
     assert feats["relu4_3"].shape == (1, 512, 4, 4)
     assert all(torch.isfinite(f).all() for f in feats.values())
+
+
+def test_half_scale_style_loss_compares_both_images_at_half_size(tiny_vgg):
+    """scales [1, 0.5]: the mean of the full-size loss and the loss of the output at half size against the
+    painting at half size (what lets the painting's large motifs count); the painting itself scores zero."""
+    from stylenorm.style.loss import resize_by
+
+    vgg, _ = load_vgg(tiny_vgg)
+    layers = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+    y, x = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    painting = (torch.sin(x / 6) * torch.cos(y / 6) * 0.4 + 0.5).expand(3, 64, 64).clone()
+    idx = torch.tensor([0])
+    two = PerceptualLoss(vgg, [painting], layers, "relu2_2", LossWeights(), scales=[1.0, 0.5])
+    assert two(painting.unsqueeze(0), painting.unsqueeze(0), idx)["style"].item() < 1e-8
+    output = torch.rand(1, 3, 64, 64)
+    full = PerceptualLoss(vgg, [painting], layers, "relu2_2", LossWeights())(output, output, idx)["style"]
+    small_painting = resize_by(painting.unsqueeze(0), 0.5)[0]
+    small_output = resize_by(output, 0.5)
+    half = PerceptualLoss(vgg, [small_painting], layers, "relu2_2", LossWeights())(small_output, small_output, idx)["style"]
+    assert two(output, output, idx)["style"].item() == pytest.approx((full.item() + half.item()) / 2, rel=1e-5)
+    with pytest.raises(StylenormError, match="scales"):
+        PerceptualLoss(vgg, [painting], layers, "relu2_2", LossWeights(), scales=[2.0])
