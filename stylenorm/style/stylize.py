@@ -27,6 +27,7 @@ from PIL import Image
 
 from stylenorm.checkpoints import WEIGHTS_DIR, WeightsError, load_into, load_model, user_weights_dir
 from stylenorm.errors import StylenormError
+from stylenorm.norms import parse_spec
 from stylenorm.images import (
     DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, list_images, load_image, made_by_stylenorm, save_image, to_tensor,
     to_uint8,
@@ -336,7 +337,7 @@ def stylize_tensor(choice: StyleChoice, x: torch.Tensor, *, strength: float = 1.
     # growing with the memory one pass may take on this device and at this precision
     scale = (limit / TILE_ABOVE_PIXELS) ** 0.5
     with torch.inference_mode():
-        if use_tiles and net.norm_spec == "in":
+        if use_tiles and parse_spec(net.norm_spec).kind == "in":
             y = exact_stylize(net, x_dev, style, tile=tile_size or round(1024 * scale), progress=progress)
         elif use_tiles:  # other norms: statistics from a reduced-resolution pass (see tiling.py)
             y = tiled_stylize(net, x_dev, style, tile=tile_size or round(512 * scale), progress=progress)
