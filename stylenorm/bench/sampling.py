@@ -73,15 +73,21 @@ def run_sampling_benchmark(output: Path, plot: Path | None = None, weights: str 
     real_specks = specks_per_image(held.images[:num_samples])
     rows.append(["real digits (held out)", "—", f"{real_fd:.1f}", f"{100 * real_share:.1f}", f"{real_specks:.2f}", "—"])
     curves: dict[str, list[tuple[int, float]]] = {}
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(samplers) * sum(steps), desc="bench sampling (steps)", dynamic_ncols=True)
     for name in samplers:
         sampler, eta = SAMPLERS[name]
         for n in steps:
+            bar.set_postfix(sampler=name, steps=n, refresh=True)
             started = time.perf_counter()
             images = generate(loaded, num_samples, sampler, n, labels, guidance, eta, seed)
             seconds = time.perf_counter() - started
             fd, share = score(images, labels, reference, classifier)
             curves.setdefault(name, []).append((n, fd))
             rows.append([name, n, f"{fd:.1f}", f"{100 * share:.1f}", f"{specks_per_image(images):.2f}", f"{seconds:.1f}"])
+            bar.update(n)
+    bar.close()
     notes = [f"{num_samples} samples per row (labels 0-9 in turn, guidance {guidance}, seed {seed}), scored by the shipped "
              "MNIST classifier against all 5000 bundled digits; 'ddpm' is ancestral sampling (DDIM with eta 1) on the "
              "same step subsequence."]
