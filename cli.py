@@ -147,8 +147,9 @@ def eval_style_cmd(
     """Score style networks on held-out photos: style match, strength, structure kept."""
     from stylenorm.style.evaluate import evaluate_styles
 
-    evaluate_styles(weights or [], paintings, photos or [], data, holdout, demo, vgg_weights, vgg_format, output,
-                    update_card, threads, report=typer.echo)
+    evaluate_styles(weights or [], paintings, photos=photos or [], data=data, holdout=holdout, demo=demo,
+                    vgg_weights=vgg_weights, vgg_format=vgg_format, output=output, update_card=update_card,
+                    threads=threads, report=typer.echo)
 
 
 @app.command("styles")

@@ -19,13 +19,13 @@ from stylenorm.diffusion.unet import UNet, UNetConfig
 from stylenorm.errors import StylenormError
 
 DEFAULT_MODEL = "mnist"
-SAMPLERS = ("dpm++sde", "dpm++", "ddim", "ddpm")
 # The defaults of `sample`: the sampler and steps that matched DDIM-50's Fréchet distance with the
 # fewest steps and no background speckle on the shipped model, and per sampler the guidance that
 # scored best (stochastic sampling over-sharpens at 2): `stylenorm bench sampling`, the README's
 # table; weights/mnist.json records it.
 DEFAULT_SAMPLER, DEFAULT_STEPS = "dpm++sde", 10
 DEFAULT_GUIDANCE = {"dpm++sde": 1.5, "dpm++": 2.0, "ddim": 2.0, "ddpm": 2.0}
+SAMPLERS = tuple(DEFAULT_GUIDANCE)
 
 
 @dataclass

@@ -72,10 +72,6 @@ def load_photo(path: str | Path, width: int = EVAL_WIDTH) -> torch.Tensor:
     return to_tensor(np.asarray(img))
 
 
-def _luma(x: torch.Tensor) -> torch.Tensor:
-    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
-
-
 def _edges(luma: torch.Tensor) -> torch.Tensor:
     kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]).view(1, 1, 3, 3)
     padded = F.pad(luma, (1, 1, 1, 1), mode="replicate")
@@ -93,7 +89,9 @@ def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def structure_scores(output: torch.Tensor, photo: torch.Tensor) -> tuple[float, float]:
     """(luminance correlation, edge correlation) with the photo at STRUCTURE_WIDTH px wide."""
-    lo, lp = _luma(resize_to_width(output, STRUCTURE_WIDTH)), _luma(resize_to_width(photo, STRUCTURE_WIDTH))
+    from stylenorm.style.stylize import luminance
+
+    lo, lp = luminance(resize_to_width(output, STRUCTURE_WIDTH)), luminance(resize_to_width(photo, STRUCTURE_WIDTH))
     return _correlation(lo, lp), _correlation(_edges(lo), _edges(lp))
 
 
@@ -171,12 +169,17 @@ def contact_sheet(photos: Sequence[torch.Tensor], outputs: Sequence[Sequence[tor
     return to_uint8(torch.cat(rows, dim=-2))
 
 
-def find_paintings(card: dict, folder: str | Path) -> dict[str, Path]:
-    """The painting of every style of a network, by the file names its card records."""
+def find_paintings(weights: Path, folder: str | Path) -> dict[str, Path]:
+    """The painting of every style of a network, by the file names its card records (else by style name)."""
+    from stylenorm.style.stylize import read_card
+
     folder = Path(folder)
     if not folder.is_dir():
         raise StylenormError(f"paintings folder not found: {folder}; pass the folder holding the style images with --paintings")
-    names = list(card.get("styles") or [])
+    if not weights.is_file():
+        raise StylenormError(f"weights file not found: {weights}; pass a .safetensors file made by train-style")
+    card = read_card(weights)
+    names = list(card.get("styles") or [weights.stem])
     files = list(card.get("style_images") or [])
     found, missing = {}, []
     for i, name in enumerate(names):
@@ -192,21 +195,18 @@ def find_paintings(card: dict, folder: str | Path) -> dict[str, Path]:
     return found
 
 
-def evaluate_network(weights: str | Path, paintings_dir: str | Path, photos: Sequence[Path], vgg: VGGFeatures, *,
+def evaluate_network(weights: str | Path, painting_files: dict[str, Path], photos: Sequence[Path], vgg: VGGFeatures, *,
                      precision: str = "auto", progress: bool = True) -> tuple[dict[str, dict[str, float]], np.ndarray]:
-    """Score every style of a weights file on `photos`; return ({style: summary}, contact sheet)."""
+    """Score every style of a weights file on `photos` against its paintings (`find_paintings`);
+    return ({style: summary}, contact sheet)."""
     from tqdm.auto import tqdm
 
-    from stylenorm.style.stylize import _choice, load_style_model, read_card, stylize_tensor
+    from stylenorm.style.stylize import _choice, load_style_model, stylize_tensor
     from stylenorm.style.train import load_style_image
 
     if not photos:
         raise StylenormError("no photos to evaluate on; pass --photos and/or --data with --holdout")
-    card = read_card(Path(weights))
     model = load_style_model(weights)
-    if not card.get("styles"):
-        card = {**card, "styles": model.names}
-    painting_files = find_paintings(card, paintings_dir)
     paintings = {name: load_style_image(path, 1024).unsqueeze(0) for name, path in painting_files.items()}
     scorer = StyleScorer(vgg, paintings)
     images = [load_photo(p) for p in photos]
@@ -230,13 +230,13 @@ def evaluate_network(weights: str | Path, paintings_dir: str | Path, photos: Seq
 
 def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     """{label: {style: summary}} as one Markdown table."""
-    lines = ["| weights | style | style match (512 / 256 px) | strength | structure (luma / edges) |",
-             "| --- | --- | --- | --- | --- |"]
-    for label, styles in results.items():
-        for style, s in styles.items():
-            lines.append(f"| {label} | {style} | {s['style_match']:.3f} ({s['style_match_512']:.3f} / {s['style_match_256']:.3f}) "
-                         f"| {s['strength']:.3f} | {s['structure_luma']:.2f} / {s['structure_edges']:.2f} |")
-    return "\n".join(lines) + "\n"
+    from stylenorm.bench.common import markdown_table as table
+
+    rows = [[label, style, f"{s['style_match']:.3f} ({s['style_match_512']:.3f} / {s['style_match_256']:.3f})",
+             f"{s['strength']:.3f}", f"{s['structure_luma']:.2f} / {s['structure_edges']:.2f}"]
+            for label, styles in results.items() for style, s in styles.items()]
+    columns = ["weights", "style", "style match (512 / 256 px)", "strength", "structure (luma / edges)"]
+    return table(columns, rows) + "\n"
 
 
 def eval_photos(photos: Sequence[Path], data: Path | None, holdout: int, demo: bool) -> list[Path]:
@@ -245,7 +245,7 @@ def eval_photos(photos: Sequence[Path], data: Path | None, holdout: int, demo: b
     from stylenorm.style.stylize import expand_inputs
     from stylenorm.style.train import DEMO_DIR, ContentPhotos
 
-    chosen = expand_inputs(list(photos))
+    chosen, _ = expand_inputs(list(photos))
     if data is not None:
         if holdout <= 0:
             raise StylenormError("--data needs --holdout N (the size of its held-out split, as in train-style)")
@@ -255,9 +255,10 @@ def eval_photos(photos: Sequence[Path], data: Path | None, holdout: int, demo: b
     return chosen
 
 
-def evaluate_styles(weights: Sequence[Path], paintings: Path, photos: Sequence[Path], data: Path | None, holdout: int,
-                    demo: bool, vgg_weights: Path | None, vgg_format: str, output: Path, update_card: bool,
-                    threads: int | None, report=print) -> dict[str, dict[str, dict[str, float]]]:
+def evaluate_styles(weights: Sequence[Path], paintings: Path, *, photos: Sequence[Path] = (), data: Path | None = None,
+                    holdout: int = 0, demo: bool = True, vgg_weights: Path | None = None, vgg_format: str = "auto",
+                    output: Path = Path("results/eval_style"), update_card: bool = False, threads: int | None = None,
+                    report=print) -> dict[str, dict[str, dict[str, float]]]:
     """`stylenorm eval-style`: score, write eval.json / eval.md / contact sheets, optionally the cards."""
     import json
 
@@ -274,17 +275,12 @@ def evaluate_styles(weights: Sequence[Path], paintings: Path, photos: Sequence[P
     chosen = eval_photos(photos, data, holdout, demo)
     if not chosen:
         raise StylenormError("no photos to evaluate on; pass --photos, --data with --holdout, or keep --demo")
-    from stylenorm.style.stylize import read_card
-
-    for path in files:  # every input checked before the loss network loads
-        if not path.is_file():
-            raise StylenormError(f"weights file not found: {path}; pass a .safetensors file made by train-style")
-        find_paintings(read_card(path), paintings)
+    painting_files = {path: find_paintings(path, paintings) for path in files}  # checked before the VGG loads
     vgg, source = load_vgg(vgg_weights, vgg_format, GRAM_LAYERS)
     output.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, dict[str, float]]] = {}
     for path in files:
-        summary, sheet = evaluate_network(path, paintings, chosen, vgg)
+        summary, sheet = evaluate_network(path, painting_files[path], chosen, vgg)
         results[path.stem] = summary
         save_image(output / f"contact_sheet_{path.stem}.png", sheet)
         if update_card:

@@ -209,13 +209,13 @@ def _choice(model: StyleModel, wanted: list[tuple[str, float]]) -> StyleChoice:
     return StyleChoice(model, weights, label)
 
 
-def _luminance(x: torch.Tensor) -> torch.Tensor:
+def luminance(x: torch.Tensor) -> torch.Tensor:
     return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
 
 
 def preserve_colors(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     """Keep the photo's chroma (YCbCr Cb, Cr) and take only the stylized luminance (BT.601)."""
-    y = _luminance(stylized)
+    y = luminance(stylized)
     r, g, b = original[:, 0:1], original[:, 1:2], original[:, 2:3]
     cb = -0.168736 * r - 0.331264 * g + 0.5 * b
     cr = 0.5 * r - 0.418688 * g - 0.081312 * b
@@ -315,14 +315,19 @@ def stylize_tensor(choice: StyleChoice, x: torch.Tensor, *, strength: float = 1.
     """
     if not 0.0 <= strength <= 1.0:
         raise StylenormError(f"--strength {strength} is outside 0..1; use 1 for full style, 0.5 for half")
-    work = working_size(x.shape[-2], x.shape[-1], style_scale)
-    if work != tuple(x.shape[-2:]):
-        y = stylize_tensor(choice, _resample(x, work), style_scale=None, tile_size=tile_size, progress=progress,
-                           precision=precision)
-        y = _resample(y, tuple(x.shape[-2:]))
-        if preserve_color:
-            y = preserve_colors(y, x)
-        return y if strength == 1.0 else strength * y + (1 - strength) * x
+    size = tuple(x.shape[-2:])
+    work = working_size(*size, style_scale)
+    y = _resample(_network_pass(choice, _resample(x, work), tile_size, progress, precision), size)
+    if preserve_color:
+        y = preserve_colors(y, x)
+    if strength < 1.0:
+        y = strength * y + (1 - strength) * x
+    return y
+
+
+def _network_pass(choice: StyleChoice, x: torch.Tensor, tile_size: int | None, progress: bool,
+                  precision: str) -> torch.Tensor:
+    """The network on x at its own size, tiled where one pass would not fit; clamped, NCHW, on the CPU."""
     device = next(choice.model.net.parameters()).device
     dtype = resolve_precision(precision, device)
     net = inference_net(choice.model.net, dtype)
@@ -343,12 +348,7 @@ def stylize_tensor(choice: StyleChoice, x: torch.Tensor, *, strength: float = 1.
             y = tiled_stylize(net, x_dev, style, tile=tile_size or round(512 * scale), progress=progress)
         else:
             y = net(x_dev, style).float().cpu()
-    y = y.clamp(0, 1).contiguous()  # back to NCHW from channels_last
-    if preserve_color:
-        y = preserve_colors(y, x)
-    if strength < 1.0:
-        y = strength * y + (1 - strength) * x
-    return y
+    return y.clamp(0, 1).contiguous()  # back to NCHW from channels_last
 
 
 def _resize(arr: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
@@ -371,23 +371,30 @@ def stylize_file(choice: StyleChoice, src: Path, dst: Path, *, max_size: int | N
     return save_image(dst, to_uint8(y), alpha)
 
 
-def expand_inputs(inputs: list[Path]) -> list[Path]:
-    """Files as given; folders contribute their images (sorted), except our own earlier outputs."""
+def expand_inputs(inputs: list[Path]) -> tuple[list[Path], int]:
+    """(files, skipped): files as given; folders contribute their images (sorted) except our own
+    earlier outputs, which are counted in `skipped`."""
     out: list[Path] = []
+    skipped = 0
     for p in inputs:
         if p.is_dir():
-            out.extend(f for f in list_images(p) if not made_by_stylenorm(f))
+            for f in list_images(p):
+                if made_by_stylenorm(f):
+                    skipped += 1
+                else:
+                    out.append(f)
         else:
             out.append(p)
-    return out
+    return out, skipped
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    """The same file on disk (through symlinks and hard links too)."""
+def _file_key(path: Path) -> tuple[int, int] | None:
+    """(device, inode): the same for one file reached through symlinks and hard links."""
     try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
+        st = path.stat()
     except OSError:
-        return False
+        return None
+    return st.st_dev, st.st_ino
 
 
 def output_paths(inputs: list[Path], given: list[Path], output: Path | None, label: str) -> list[Path]:
@@ -413,8 +420,10 @@ def output_paths(inputs: list[Path], given: list[Path], output: Path | None, lab
             n += 1
             candidate = dst.with_name(f"{dst.stem}_{n}{dst.suffix}")
         paths.append(candidate)
+    by_path = {src.resolve(): src for src in inputs}
+    by_file = {key: src for src in inputs if (key := _file_key(src)) is not None}
     for dst in paths:
-        clash = next((src for src in inputs if src.resolve() == dst.resolve() or _same_file(src, dst)), None)
+        clash = by_path.get(dst.resolve()) or by_file.get(_file_key(dst))
         if clash is not None:
             raise StylenormError(f"the output {dst} would overwrite the input {clash}; pass another -o")
     return paths
@@ -423,8 +432,7 @@ def output_paths(inputs: list[Path], given: list[Path], output: Path | None, lab
 def stylize_many(choice: StyleChoice, inputs: list[Path], output: Path | None, *, report: Callable[[str], None],
                  **options) -> int:
     """Stylize every input; one bad file does not stop the others. Returns the number of failures."""
-    files = expand_inputs(inputs)
-    earlier = sum(made_by_stylenorm(f) for p in inputs if p.is_dir() for f in list_images(p))
+    files, earlier = expand_inputs(inputs)
     if earlier:
         report(f"skipped {earlier} earlier stylenorm output(s) in the input folder(s)")
     if not files:
