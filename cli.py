@@ -109,9 +109,32 @@ def stylize_cmd(
     tile_size: Optional[int] = typer.Option(None, "--tile-size", help="Process in tiles of this size (default: automatic for large photos; 0 never)."),
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", help="Refuse larger images (decompression-bomb guard); 0 = no limit."),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the device computes it natively, else fp32), fp32, bf16 or fp16 (GPUs)."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", help="--style PAINTING.jpg: loss evaluations of the optimization (default 100)."),
+    style_weight: Optional[float] = typer.Option(None, "--style-weight", help="--style PAINTING.jpg: weight of the painting's Gram loss (default 3)."),
+    vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="--style PAINTING.jpg: local VGG16 file (default: torchvision's, downloaded once)."),
+    vgg_format: str = typer.Option("auto", "--vgg-format", help="auto, caffe or torchvision."),
+    stabilize: Optional[str] = typer.Option(None, "--stabilize", help="Clips: flow (the default: IN statistics carried across frames + blending along optical flow), norm (the statistics only) or none (per frame)."),
+    frames: bool = typer.Option(False, "--frames", help="Clips as folders of numbered frames: folder inputs are one clip each, and clip outputs are frame folders unless -o names a clip file."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of a frame-folder input (default 25)."),
 ) -> None:
-    """Stylize photos; writes <name>_<style>.<ext> beside each input by default."""
+    """Stylize photos and clips; writes <name>_<style>.<ext> beside each input by default.
+
+    --style PAINTING.jpg (an image, not weights) stylizes with any painting by optimizing the picture (slower)."""
+    from stylenorm.style.optimize import is_painting_file
     from stylenorm.style.stylize import resolve_precision, resolve_style, stylize_many, working_size
+
+    if style and is_painting_file(style):
+        from stylenorm.style.optimize import stylize_with_painting
+
+        failures = stylize_with_painting(
+            inputs, Path(style), output, iterations=iterations, style_weight=style_weight, style_scale=style_scale,
+            preserve_color=preserve_color, strength=strength, max_size=max_size, max_pixels=max_pixels,
+            precision=precision, device=device, vgg_weights=vgg_weights, vgg_format=vgg_format,
+            report=lambda line: typer.echo(line, err=line.startswith(("error", "note"))),
+        )
+        if failures:
+            raise StylenormError(f"{failures} of the inputs failed (see above); the others were written")
+        return
 
     if device.startswith("cuda"):
         import torch
@@ -120,9 +143,15 @@ def stylize_cmd(
             raise StylenormError(f"--device {device} asked for a GPU but torch sees none; use --device cpu")
     resolve_precision(precision, device)  # bad values fail before the weights load
     working_size(1, 1, style_scale)
+    from stylenorm.style.temporal import DEFAULT_STABILIZE, STABILIZE_MODES
+
+    stabilize = stabilize or DEFAULT_STABILIZE
+    if stabilize not in STABILIZE_MODES:
+        raise StylenormError(f"--stabilize {stabilize!r} is not a mode; use one of {', '.join(STABILIZE_MODES)}")
     choice = resolve_style(style, weights, device)
     failures = stylize_many(
         choice, inputs, output, report=lambda line: typer.echo(line, err=line.startswith("error")),
+        stabilize=stabilize, frames=frames, fps=fps,
         max_size=max_size, strength=strength, preserve_color=preserve_color, style_scale=style_scale, max_pixels=max_pixels,
         tile_size=tile_size, progress=True, precision=precision,
     )
@@ -130,9 +159,36 @@ def stylize_cmd(
         raise StylenormError(f"{failures} of the inputs failed (see above); the others were written")
 
 
+@app.command("add-style")
+def add_style_cmd(
+    painting: Path = typer.Argument(..., help="The painting (an image file)."),
+    name: str = typer.Option(..., "--name", help="The new style's name (stylize --style NAME)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps of the new style's gamma/beta (default 200)."),
+    base: Optional[Path] = typer.Option(None, "--base", help="Multi-style network to extend (default: the shipped one)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder of content photos (default: the bundled demo photos)."),
+    holdout: int = typer.Option(0, "--holdout", help="Photos of --data never trained on (as train-style --holdout)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate of gamma/beta (default 0.01)."),
+    style_weight: Optional[float] = typer.Option(None, "--style-weight", help="Default: the base network's."),
+    vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="Local VGG16 file (default: torchvision's, downloaded once)."),
+    vgg_format: str = typer.Option("auto", "--vgg-format", help="auto, caffe or torchvision."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Weights file (default: your data folder's weights/NAME.safetensors)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the last add-style run of this NAME."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch."),
+) -> None:
+    """Add a painting as a style of the shipped network, training only its gamma/beta (minutes, not hours)."""
+    from stylenorm.style.add_style import add_style_config
+    from stylenorm.style.train import train_style
+
+    cfg = add_style_config(painting, name, steps=steps, base=base, data=data, holdout=holdout, lr=lr,
+                           style_weight=style_weight, vgg_weights=vgg_weights, vgg_format=vgg_format, output=output,
+                           resume=resume, threads=threads)
+    path = train_style(cfg)
+    typer.echo(f"wrote {path}; use it with: stylenorm stylize PHOTO --style {name}")
+
+
 @app.command("eval-style")
 def eval_style_cmd(
-    weights: Optional[list[Path]] = typer.Argument(None, help="Style weights files (default: every shipped style network)."),
+    weights: Optional[list[Path]] = typer.Argument(None, help="Style weights files (default: every shipped style network); a painting image scores stylize --style PAINTING (optimization)."),
     paintings: Path = typer.Option(..., "--paintings", help="Folder holding the style images, named as in the model cards."),
     photos: Optional[list[Path]] = typer.Option(None, "--photos", help="Held-out photos or folders of them (repeatable)."),
     data: Optional[Path] = typer.Option(None, "--data", help="A training content folder: its fixed --holdout split is used."),
@@ -352,13 +408,32 @@ def bench_stylize(
     run_stylize_benchmark(output=output, device=device, repeats=repeats, quick=quick, threads=threads)
 
 
+@bench_app.command("video")
+def bench_video(
+    output: Path = typer.Option(Path("results/bench_video.md"), "-o", "--output", help="Markdown table to write."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda; default: cpu, and cuda too when present."),
+    style: Optional[str] = typer.Option(None, "--style", "-s", help="Shipped style NAME (default: the default style)."),
+    frames: int = typer.Option(24, help="Frames per flicker clip."),
+    speed_frames: int = typer.Option(6, "--speed-frames", help="Frames per speed clip (plus one)."),
+    quick: bool = typer.Option(False, help="Tiny clips (a smoke run)."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+) -> None:
+    """Warping error (Lai et al. 2018) and strength of --stabilize none/norm/flow on made clips, and frames/s."""
+    from stylenorm.bench.video import run_video_benchmark
+    from stylenorm.video import require_av
+
+    require_av()
+    run_video_benchmark(output=output, device=device, quick=quick, threads=threads, style=style, frames=frames,
+                        speed_frames=speed_frames)
+
+
 # ---- ablation
 @app.command("ablate")
 def ablate_cmd(
-    task: str = typer.Argument(..., help="diffusion or style."),
-    norms: str = typer.Option(",".join(("bn", "ln", "in", "gn", "gn8", "rms", "prms", "none")), help="Comma-separated norm specs."),
-    batch_sizes: str = typer.Option("2,8,32", "--batch-sizes", help="Comma-separated batch sizes."),
-    seeds: str = typer.Option("0,1", help="Comma-separated seeds."),
+    task: str = typer.Argument(..., help="classification (the GroupNorm paper's experiment), diffusion or style."),
+    norms: Optional[str] = typer.Option(None, help="Comma-separated norm specs (default: the task's grid)."),
+    batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Comma-separated batch sizes (default: the task's grid)."),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds (default: the task's grid)."),
     preset: str = typer.Option("small", help="small (a 2-core CPU, minutes) or full (one GPU)."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for runs/, results.csv, report.md and plots."),
     style_image: Optional[Path] = typer.Option(None, "--style-image", help="style task: the painting."),
@@ -367,11 +442,13 @@ def ablate_cmd(
     cpu: bool = typer.Option(False, "--cpu", help="Train on CPU even when a GPU is present."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
     keep_weights: bool = typer.Option(False, "--keep-weights", help="Keep every run's weights and checkpoints."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Runs in parallel, one thread each (e.g. the CPU's cores)."),
 ) -> None:
     """Train every (norm, batch size, seed) under one budget and report which normalization wins where."""
     import shlex
 
     from stylenorm.ablation.grid import Grid, run_grid
+    from stylenorm.ablation.presets import GRID_DEFAULTS
 
     def split(text: str, kind: type, name: str) -> tuple:
         try:
@@ -382,14 +459,55 @@ def ablate_cmd(
             raise StylenormError(f"{name} lists a value twice: {text!r}")
         return values
 
+    if task not in GRID_DEFAULTS:
+        raise StylenormError(f"unknown ablation task {task!r}; use {', '.join(GRID_DEFAULTS)}")
+    defaults = GRID_DEFAULTS[task]
     grid = Grid(
-        task=task, preset=preset, norms=split(norms, str, "--norms"), batch_sizes=split(batch_sizes, int, "--batch-sizes"),
-        seeds=split(seeds, int, "--seeds"), style_image=str(style_image) if style_image else None,
+        task=task, preset=preset,
+        norms=split(norms, str, "--norms") if norms is not None else defaults.norms,
+        batch_sizes=split(batch_sizes, int, "--batch-sizes") if batch_sizes is not None else defaults.batch_sizes,
+        seeds=split(seeds, int, "--seeds") if seeds is not None else defaults.seeds, style_image=str(style_image) if style_image else None,
         data=str(data) if data else None, vgg_weights=str(vgg_weights) if vgg_weights else None, cpu=cpu, threads=threads,
-        keep_weights=keep_weights, command="stylenorm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        keep_weights=keep_weights, workers=workers, command="stylenorm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     report = run_grid(grid, output)
     typer.echo(f"wrote {report}")
+
+
+# ---- web app and ONNX export
+export_app = typer.Typer(help="Export models for other runtimes.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("onnx")
+def export_onnx_cmd(
+    style: Optional[str] = typer.Option(None, "--style", "-s", help="Shipped style NAME, a weights PATH, or a blend a:0.7,b:0.3."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Multi-style weights file whose styles --style names."),
+    output: Path = typer.Option(..., "-o", "--output", help="The .onnx file to write."),
+    fp16: bool = typer.Option(False, "--fp16", help="float16 weights and compute (encoder kept float32); input and output stay float32."),
+) -> None:
+    """The stylization network with the style (or blend) baked in: image (N,3,H,W) in [0,1] -> same shape, H and W dynamic."""
+    from stylenorm.export import check_output, export_onnx, require_onnx
+    from stylenorm.style.stylize import resolve_style
+
+    require_onnx()  # these two before the weights load
+    check_output(output)
+    choice = resolve_style(style, weights)
+    typer.echo(f"exporting {choice.label} (torch.export, then onnx; about 10-30 s on a CPU) ...")
+    typer.echo(f"wrote {export_onnx(choice, output, half=fp16)} (style {choice.label})")
+
+
+@app.command("serve")
+def serve_cmd(
+    host: str = typer.Option("127.0.0.1", help="Address to bind (127.0.0.1: this computer only; 0.0.0.0: the network)."),
+    port: int = typer.Option(7860, help="Port of the page."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    max_pixels: int = typer.Option(40_000_000, "--max-pixels", help="Refuse uploads with more pixels (decompression-bomb guard)."),
+) -> None:
+    """A local web page: stylize photos, blend styles, sample the diffusion model, read the model cards."""
+    from stylenorm.serve import serve
+
+    serve(host=host, port=port, device=device, max_pixels=max_pixels, echo=typer.echo)
 
 
 def main() -> None:

@@ -13,13 +13,17 @@ A *spec* is a short string that names a normalization and carries its parameters
     prmsP    partial RMSNorm with P percent (e.g. prms25)
     none     identity
 
+InstanceNorm also has a temporal mode for video (`temporal_instance_norm`).
+
 All layers take feature maps shaped (N, C, *spatial): (N, C), (N, C, L), (N, C, H, W), ...
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -209,7 +213,13 @@ class LayerNorm(_PerChannelAffine):
 
 
 class InstanceNorm(nn.modules.instancenorm._InstanceNorm):
-    """InstanceNorm over the spatial axes of each channel of each sample, affine by default."""
+    """InstanceNorm over the spatial axes of each channel of each sample, affine by default.
+
+    With `temporal` set (see `temporal_instance_norm`) it normalises a sequence of
+    frames with statistics carried across them instead of each frame's own.
+    """
+
+    temporal: "TemporalStats | None" = None
 
     def __init__(
         self,
@@ -231,6 +241,8 @@ class InstanceNorm(nn.modules.instancenorm._InstanceNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
+        if self.temporal is not None:
+            return self.temporal.normalize(x, self.weight, self.bias, self.eps)
         if not self.track_running_stats:
             # InstanceNorm is GroupNorm with one channel per group (the seeds'
             # continuum), and torch's group_norm kernel is ~5x faster than its
@@ -246,6 +258,72 @@ class InstanceNorm(nn.modules.instancenorm._InstanceNorm):
             self.momentum if self.momentum is not None else 0.0,
             self.eps,
         )
+
+
+class TemporalStats:
+    """The temporal mode of one InstanceNorm layer: per-channel statistics carried across video frames.
+
+    Per-frame IN re-estimates each channel's mean and variance from every frame, so
+    noise and small content changes shift the whole frame's tone from one frame to
+    the next (flicker). Here each frame is normalised with an exponential moving
+    average of the recent frames' statistics: mean_t = (1 - m) mean_{t-1} + m mean(x_t),
+    likewise the variance, m = momentum (1 is plain IN). The first frame after
+    `reset()` (a scene cut) uses its own statistics. Frames of one batch are taken in
+    time order. Statistics are computed in float32 whatever the layer's dtype.
+    """
+
+    def __init__(self, momentum: float) -> None:
+        if not 0 < momentum <= 1:
+            raise NormSpecError(f"temporal IN momentum {momentum} is outside (0, 1]; 1 is per-frame statistics")
+        self.momentum = momentum
+        self.mean: torch.Tensor | None = None
+        self.var: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        self.mean = self.var = None
+
+    def normalize(self, x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
+                  eps: float) -> torch.Tensor:
+        xf = x.float()
+        var, mean = torch.var_mean(xf, dim=tuple(range(2, x.dim())), unbiased=False)
+        means, variances = [], []
+        for frame_mean, frame_var in zip(mean, var):
+            if self.mean is None:
+                self.mean, self.var = frame_mean, frame_var
+            else:
+                self.mean = torch.lerp(self.mean, frame_mean, self.momentum)
+                self.var = torch.lerp(self.var, frame_var, self.momentum)
+            means.append(self.mean)
+            variances.append(self.var)
+        shape = (x.shape[0], x.shape[1]) + (1,) * (x.dim() - 2)
+        y = (xf - torch.stack(means).view(shape)) * torch.rsqrt(torch.stack(variances) + eps).view(shape)
+        if weight is not None:
+            y = y * weight.float().view(_channel_shape(x)) + bias.float().view(_channel_shape(x))
+        return y.to(x.dtype)
+
+
+@contextlib.contextmanager
+def temporal_instance_norm(model: nn.Module, momentum: float) -> Iterator[Callable[[], None]]:
+    """Switch every InstanceNorm layer of `model` (conditional ones too) to the temporal mode.
+
+    Yields `reset`, to call at scene cuts; on exit the layers are per-frame IN again.
+    """
+    layers = [m for m in model.modules() if isinstance(m, InstanceNorm)]
+    if not layers:
+        raise NormSpecError("this network has no InstanceNorm ('in') layers, so it cannot carry their statistics "
+                            "across frames; use --stabilize flow or none")
+    for layer in layers:
+        layer.temporal = TemporalStats(momentum)
+
+    def reset() -> None:
+        for layer in layers:
+            layer.temporal.reset()
+
+    try:
+        yield reset
+    finally:
+        for layer in layers:
+            layer.temporal = None
 
 
 class GroupNorm(nn.GroupNorm):

@@ -28,7 +28,7 @@ from stylenorm.norms import NormSpecError, parse_spec
 
 @dataclass
 class Grid:
-    task: str  # diffusion or style
+    task: str  # diffusion, style or classification
     preset: str = "small"
     norms: tuple[str, ...] = DEFAULT_NORMS
     batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
@@ -40,6 +40,7 @@ class Grid:
     cpu: bool = False
     threads: int | None = None
     keep_weights: bool = False  # keep each run's train/ folder (weights, checkpoints) after scoring it
+    workers: int = 1  # runs in parallel, each in its own one-thread process
     command: str = ""  # how the grid was launched, for the report
 
     def runs(self) -> list[tuple[str, int, int]]:
@@ -94,7 +95,11 @@ def _check_models_build(grid: Grid) -> None:
     preset = get_preset(grid.task, grid.preset)
     for norm in grid.norms:
         try:
-            if grid.task == "diffusion":
+            if grid.task == "classification":
+                from stylenorm.ablation.classification_task import ResNetClassifier
+
+                ResNetClassifier(norm, preset.width)
+            elif grid.task == "diffusion":
                 from stylenorm.ablation.diffusion_task import train_config
                 from stylenorm.diffusion.unet import UNet
 
@@ -132,8 +137,12 @@ def read_result(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def _runner(grid: Grid) -> Callable[[str, int, int, Path], dict[str, Any]]:
-    preset = get_preset(grid.task, grid.preset)
+def _runner(grid: Grid, preset=None) -> Callable[[str, int, int, Path], dict[str, Any]]:
+    preset = preset or get_preset(grid.task, grid.preset)
+    if grid.task == "classification":
+        from stylenorm.ablation.classification_task import run_classification
+
+        return lambda norm, bs, seed, run_dir: run_classification(preset, norm, bs, seed, run_dir, threads=grid.threads)
     if grid.task == "diffusion":
         from stylenorm.ablation.diffusion_task import run_diffusion
 
@@ -145,42 +154,73 @@ def _runner(grid: Grid) -> Callable[[str, int, int, Path], dict[str, Any]]:
         vgg_weights=grid.vgg_weights, cpu=grid.cpu, threads=grid.threads)
 
 
+def _execute(run: Callable[[str, int, int, Path], dict[str, Any]], grid: Grid, norm: str, bs: int, seed: int,
+             run_dir: Path) -> dict[str, Any]:
+    """One run, as the record its result.json holds; a crashed run is data, not the end of the grid."""
+    record: dict[str, Any] = {"task": grid.task, "norm": norm, "batch_size": bs, "seed": seed}
+    try:
+        record.update(run(norm, bs, seed, run_dir))
+        record["status"] = "ok"
+        if not grid.keep_weights:  # megabytes per run; the scores and pictures stay
+            shutil.rmtree(run_dir / "train", ignore_errors=True)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0],
+                      traceback=traceback.format_exc())
+    return record
+
+
+def _execute_in_worker(grid: Grid, preset, norm: str, bs: int, seed: int, run_dir: Path) -> dict[str, Any]:
+    torch.set_num_threads(1)  # the workers share the cores between them
+    return _execute(_runner(grid, preset), grid, norm, bs, seed, run_dir)
+
+
 def run_grid(grid: Grid, out_dir: str | Path, progress: bool = True,
              runner: Callable[[str, int, int, Path], dict[str, Any]] | None = None) -> Path:
-    """Run every missing or failed run of the grid, then write results.csv, plots and report.md."""
+    """Run every missing or failed run of the grid, then write results.csv, plots and report.md.
+
+    With grid.workers > 1 the runs go to that many processes of one thread each (runs are
+    independent, and small models use one core better than two threads do).
+    """
     out_dir = Path(out_dir)
     validate(grid)
     check_settings(out_dir, grid)
-    run = runner or _runner(grid)
     if grid.threads:
         torch.set_num_threads(grid.threads)
     from tqdm.auto import tqdm
 
-    todo = grid.runs()
-    bar = tqdm(todo, desc=f"ablate {grid.task}", unit="run", disable=not progress, dynamic_ncols=True)
-    for norm, bs, seed in bar:
-        name = run_name(norm, bs, seed)
-        run_dir = out_dir / "runs" / name
+    todo = []
+    for norm, bs, seed in grid.runs():
+        run_dir = out_dir / "runs" / run_name(norm, bs, seed)
         previous = read_result(run_dir)
-        if previous and previous.get("status") == "ok":
-            bar.set_postfix_str(f"{name} (done before)")
-            continue
-        bar.set_postfix_str(f"{name}: {steps_for(get_preset(grid.task, grid.preset), bs)} steps")
-        record: dict[str, Any] = {"task": grid.task, "norm": norm, "batch_size": bs, "seed": seed}
-        try:
-            record.update(run(norm, bs, seed, run_dir))
-            record["status"] = "ok"
-            if not grid.keep_weights:  # megabytes per run; the scores and pictures stay
-                shutil.rmtree(run_dir / "train", ignore_errors=True)
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # a crashed run is data: record it and go on with the grid
-            record.update(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0],
-                          traceback=traceback.format_exc())
-            bar.write(f"{name} failed: {record['error']}")
+        if not (previous and previous.get("status") == "ok"):
+            todo.append((norm, bs, seed, run_dir))
+    bar = tqdm(total=len(todo), desc=f"ablate {grid.task}", unit="run", disable=not progress, dynamic_ncols=True)
+
+    def save(record: dict[str, Any], run_dir: Path) -> None:
+        if record["status"] != "ok":
+            bar.write(f"{run_dir.name} failed: {record['error']}")
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_output(run_dir / "result.json") as tmp:
             tmp.write_text(json.dumps(record, indent=1, default=float) + "\n")
+        bar.set_postfix_str(run_dir.name)
+        bar.update()
+
+    if grid.workers > 1 and runner is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(grid.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            preset = get_preset(grid.task, grid.preset)  # as this process sees it
+            futures = {pool.submit(_execute_in_worker, grid, preset, *job): job[3] for job in todo}
+            for future in as_completed(futures):
+                save(future.result(), futures[future])
+    else:
+        run = runner or _runner(grid)
+        for norm, bs, seed, run_dir in todo:
+            bar.set_postfix_str(f"{run_dir.name}: {steps_for(get_preset(grid.task, grid.preset), bs)} steps")
+            save(_execute(run, grid, norm, bs, seed, run_dir), run_dir)
     bar.close()
 
     from stylenorm.ablation.report import write_report

@@ -1,9 +1,11 @@
 """Grid presets: how big each run of an ablation is.
 
 Every run of a grid sees the same number of training images, so a smaller batch
-takes more optimizer steps (the protocol of the GroupNorm paper's Figure 1). The
-learning rate grows with the square root of the batch size (`lr * sqrt(batch / 8)`),
-the usual rule for Adam, so that large batches are not starved of updates.
+takes more optimizer steps (the protocol of the GroupNorm paper's Figure 1). For the
+Adam-trained tasks (diffusion, style) the learning rate grows with the square root of
+the batch size (`lr * sqrt(batch / 8)`), the usual rule for Adam, so that large batches
+are not starved of updates; the SGD-trained classification task scales it linearly, as
+the paper does.
 """
 
 from __future__ import annotations
@@ -43,7 +45,21 @@ class StylePreset:
     mixed_precision: str
 
 
-PRESETS: dict[str, dict[str, DiffusionPreset | StylePreset]] = {
+@dataclass(frozen=True)
+class ClassificationPreset:
+    """The GroupNorm paper's protocol: the same epochs at every batch size, lr linear in the batch."""
+
+    images: int  # training images (the rest of the MNIST subset is the test split)
+    test_images: int
+    width: int  # channels of the first stage; the others have 2x and 4x
+    epochs: int
+    lr: float  # at reference_batch; lr = lr * batch / reference_batch
+    reference_batch: int
+    warmup_epochs: float
+    weight_decay: float
+
+
+PRESETS: dict[str, dict[str, DiffusionPreset | StylePreset | ClassificationPreset]] = {
     "diffusion": {
         "small": DiffusionPreset(images=1024, base_channels=16, channel_mults=(1, 2, 2), num_res_blocks=1, lr=2e-3,
                                  holdout=256, eval_timesteps=4, fid_samples=256, sample_steps=10, guidance=1.0),
@@ -56,6 +72,12 @@ PRESETS: dict[str, dict[str, DiffusionPreset | StylePreset]] = {
         "full": StylePreset(images=16000, image_size=256, style_size=320, lr=1e-3, style_weight=0.15, tv_weight=0.3,
                             holdout=100, eval_photos=64, mixed_precision="bf16"),
     },
+    "classification": {
+        "small": ClassificationPreset(images=4000, test_images=1000, width=16, epochs=5, lr=0.1, reference_batch=32,
+                                      warmup_epochs=0.5, weight_decay=5e-4),
+        "full": ClassificationPreset(images=4000, test_images=1000, width=64, epochs=30, lr=0.1, reference_batch=32,
+                                     warmup_epochs=1.0, weight_decay=5e-4),
+    },
 }
 
 DEFAULT_NORMS = ("bn", "ln", "in", "gn", "gn8", "rms", "prms", "none")
@@ -63,9 +85,26 @@ DEFAULT_BATCH_SIZES = (2, 8, 32)
 DEFAULT_SEEDS = (0, 1)
 
 
-def get_preset(task: str, name: str) -> DiffusionPreset | StylePreset:
+@dataclass(frozen=True)
+class GridDefaults:
+    norms: tuple[str, ...] = DEFAULT_NORMS
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+
+
+GRID_DEFAULTS = {
+    "diffusion": GridDefaults(),
+    "style": GridDefaults(),
+    # Figure 1's batch sizes and three seeds. The widths are 16/32/64, where plain `gn` would be
+    # InstanceNorm in the first stage; gn4 (4 groups) is the GroupNorm, gn2 and gn8 the other G.
+    "classification": GridDefaults(norms=("bn", "ln", "in", "gn4", "gn2", "gn8", "rms", "none"),
+                                   batch_sizes=(2, 4, 8, 16, 32), seeds=(0, 1, 2)),
+}
+
+
+def get_preset(task: str, name: str) -> DiffusionPreset | StylePreset | ClassificationPreset:
     if task not in PRESETS:
-        raise StylenormError(f"unknown ablation task {task!r}; use diffusion or style")
+        raise StylenormError(f"unknown ablation task {task!r}; use {', '.join(PRESETS)}")
     if name not in PRESETS[task]:
         raise StylenormError(f"unknown preset {name!r}; use {' or '.join(PRESETS[task])}")
     return PRESETS[task][name]
@@ -76,9 +115,12 @@ def preset_dict(preset: DiffusionPreset | StylePreset) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
 
-def steps_for(preset: DiffusionPreset | StylePreset, batch_size: int) -> int:
-    return max(1, preset.images // batch_size)
+def steps_for(preset: DiffusionPreset | StylePreset | ClassificationPreset, batch_size: int) -> int:
+    epochs = getattr(preset, "epochs", 1)  # the other tasks' budgets are one pass over `images`
+    return max(1, epochs * (preset.images // batch_size))
 
 
-def lr_for(preset: DiffusionPreset | StylePreset, batch_size: int) -> float:
+def lr_for(preset: DiffusionPreset | StylePreset | ClassificationPreset, batch_size: int) -> float:
+    if isinstance(preset, ClassificationPreset):  # SGD: the GroupNorm paper's linear scaling rule
+        return preset.lr * batch_size / preset.reference_batch
     return preset.lr * math.sqrt(batch_size / REFERENCE_BATCH)

@@ -16,17 +16,19 @@ from stylenorm.ablation.presets import get_preset, preset_dict, steps_for
 from stylenorm.atomic import atomic_output
 from stylenorm.norms import default_groups, make_norm, parse_spec
 
-CSV_COLUMNS = ["task", "norm", "batch_size", "seed", "status", "steps", "images", "lr", "heldout_loss", "fid",
-               "heldout_content", "heldout_style", "bn_train_mode_loss", "bn_eval_mode_loss", "images_per_s",
-               "memory_mb", "error"]
+CSV_COLUMNS = ["task", "norm", "batch_size", "seed", "status", "steps", "images", "lr", "test_error", "heldout_loss",
+               "fid", "heldout_content", "heldout_style", "bn_train_mode_error", "bn_eval_mode_error",
+               "bn_train_mode_loss", "bn_eval_mode_loss", "images_per_s", "memory_mb", "error"]
 # Lower is better for every quality metric here.
 # The claims are judged on the held-out loss: the Fréchet distance of a briefly trained
 # model's samples is noisy (both are in the tables).
-QUALITY = {"diffusion": "heldout_loss", "style": "heldout_loss"}
-METRICS = {"diffusion": ["heldout_loss", "fid"], "style": ["heldout_content", "heldout_style", "heldout_loss"]}
-LABELS = {"heldout_loss": "held-out loss", "fid": "Fréchet distance (MNIST features)", "heldout_content": "held-out content loss",
+QUALITY = {"diffusion": "heldout_loss", "style": "heldout_loss", "classification": "test_error"}
+METRICS = {"diffusion": ["heldout_loss", "fid"], "style": ["heldout_content", "heldout_style", "heldout_loss"],
+           "classification": ["test_error"]}
+LABELS = {"test_error": "test error", "heldout_loss": "held-out loss", "fid": "Fréchet distance (MNIST features)", "heldout_content": "held-out content loss",
           "heldout_style": "held-out style loss", "images_per_s": "training images/s", "memory_mb": "training memory (MB)"}
 CLEAR_MARGIN = 0.05  # differences under 5% are called ties
+FLAT_MARGIN = 0.005  # classification: a rise of the test error under half a percentage point is "flat"
 BATCH_INDEPENDENT = ("ln", "in", "gn")  # kinds whose output does not depend on the rest of the batch
 
 
@@ -66,6 +68,32 @@ class Table:
         vals = self.values(norm, bs, key)
         return statistics.stdev(vals) if len(vals) > 1 else 0.0
 
+    def half_interval(self, norm: str, bs: int, key: str) -> float:
+        """Half-width of the 95 % confidence interval of the mean over seeds (Student's t)."""
+        vals = self.values(norm, bs, key)
+        return t_quantile(len(vals) - 1) * statistics.stdev(vals) / len(vals) ** 0.5 if len(vals) > 1 else 0.0
+
+
+# Student's t, two-sided 95 %, by degrees of freedom (exact for 1-10; beyond, the value at the
+# smallest dof of the band, which makes the intervals slightly wider than exact)
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def t_quantile(dof: int) -> float:
+    if dof < 1:
+        return float("inf")
+    return _T95.get(dof, 2.228 if dof <= 20 else 2.086 if dof <= 30 else 1.96)
+
+
+def difference_interval(a: list[float], b: list[float]) -> tuple[float, float, float] | None:
+    """mean(a) - mean(b) and its 95 % interval (Welch's t, conservative degrees of freedom)."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    se = (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
+    half = t_quantile(min(len(a), len(b)) - 1) * se
+    return diff, diff - half, diff + half
+
 
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}g}"
@@ -79,6 +107,10 @@ def _fid_scale(preset) -> dict[str, float]:
 
 def model_widths(grid: Grid) -> set[int]:
     """Channel widths of the normalized layers of the grid's model."""
+    if grid.task == "classification":
+        from stylenorm.ablation.classification_task import model_widths as classifier_widths
+
+        return classifier_widths(get_preset(grid.task, grid.preset))
     if grid.task == "diffusion":
         preset = get_preset(grid.task, grid.preset)
         return {preset.base_channels * m for m in (1, *preset.channel_mults)}
@@ -133,14 +165,31 @@ def make_plots(out_dir: Path, grid: Grid, rows: list[dict[str, Any]]) -> list[st
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.6), squeeze=False)
     for ax, key in zip(axes[0], metrics):
         for norm in grid.norms:
-            pts = [(bs, table.mean(norm, bs, key), table.std(norm, bs, key)) for bs in grid.batch_sizes]
+            pts = [(bs, table.mean(norm, bs, key), table.half_interval(norm, bs, key)) for bs in grid.batch_sizes]
             pts = [p for p in pts if p[1] is not None]
             if pts:
                 ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label=norm)
-        ax.set(xscale="log", xlabel="batch size", ylabel=LABELS[key], title=f"{LABELS[key]} vs batch size")
+        ax.set(xscale="log", xlabel="batch size", ylabel=LABELS[key], title=f"{LABELS[key]} vs batch size (95 % intervals)")
+        if key == "test_error":  # the GroupNorm paper's Figure 1 reads in percent
+            from matplotlib.ticker import PercentFormatter
+
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         _batch_ticks(ax, grid)
     axes[0][-1].legend(fontsize=7)
     save(fig, "metric_vs_batch_size.png")
+
+    if grid.task == "classification":  # has the budget converged? test error after each epoch
+        fig, axes = plt.subplots(1, len(grid.batch_sizes), figsize=(4.2 * len(grid.batch_sizes), 3.4), squeeze=False)
+        for ax, bs in zip(axes[0], grid.batch_sizes):
+            for norm in grid.norms:
+                curves = [r["error_curve"] for r in table.ok if r["norm"] == norm and r["batch_size"] == bs]
+                if curves:
+                    length = min(len(c) for c in curves)
+                    ax.plot([curves[0][i][0] for i in range(length)],
+                            [statistics.fmean(c[i][1] for c in curves) for i in range(length)], marker=".", label=norm)
+            ax.set(title=f"batch {bs}", xlabel="epoch", ylabel="test error", yscale="log")
+        axes[0][-1].legend(fontsize=7)
+        save(fig, "test_error_curves.png")
 
     # throughput and memory
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), squeeze=False)
@@ -181,6 +230,40 @@ def make_plots(out_dir: Path, grid: Grid, rows: list[dict[str, Any]]) -> list[st
 
 
 # ---------------------------------------------------------------- claims
+def _figure1_claim(grid: Grid, table: Table, bns: list[str], indep: list[str]) -> tuple[str, str, str]:
+    """The GroupNorm paper's Figure 1, tested: BN's test error rises from the largest batch to the
+    smallest (the 95 % interval of the difference lies above 0) and each GN's does not rise by more
+    than FLAT_MARGIN (its interval lies below it)."""
+    claim = ("BatchNorm's error rises as the batch shrinks while GroupNorm's stays flat "
+             "(Wu & He 2018, Figure 1: BN 23.6 % → 34.7 %, GN 24.1 % → 24.1 % from 32 to 2 images per batch)")
+    lo, hi = min(grid.batch_sizes), max(grid.batch_sizes)
+    gns = [n for n in indep if _kind(n) == "gn"]
+    if not bns or not gns or lo == hi:
+        return claim, "not measured", "needs bn, a gn spec and two batch sizes in the grid"
+
+    def rise(norm: str) -> tuple[float, float, float] | None:
+        return difference_interval(table.values(norm, lo, "test_error"), table.values(norm, hi, "test_error"))
+
+    rises = {n: rise(n) for n in bns[:1] + gns}
+    if any(r is None for r in rises.values()):
+        return claim, "not measured", "needs at least two seeds of bn and gn at the smallest and largest batch"
+    parts = [f"{n}: {table.mean(n, hi, 'test_error'):.2%} at batch {hi} → {table.mean(n, lo, 'test_error'):.2%} at batch {lo}, "
+             f"rise {d:+.2%} (95 % interval {a:+.2%} … {b:+.2%})" for n, (d, a, b) in rises.items()]
+    bn_rises = rises[bns[0]][1] > 0
+    flat = {n: rises[n][2] < FLAT_MARGIN for n in gns}
+    test = (f"Test: the 95 % interval (Welch) of the test-error difference between batch {lo} and batch {hi}; bn must lie "
+            f"above 0, gn below +{FLAT_MARGIN:.1%} (percentage points).")
+    if not bn_rises:
+        verdict = "not supported"
+        test += " BatchNorm's rise is not distinguishable from 0."
+    elif all(flat.values()):
+        verdict = "supported"
+    else:
+        verdict = "inconclusive" if any(flat.values()) else "not supported"
+        test += " " + ", ".join(f"{n} {'flat' if f else 'not shown flat'}" for n, f in flat.items()) + "."
+    return claim, verdict, "; ".join(parts) + ". " + test
+
+
 def _claims(grid: Grid, table: Table) -> list[tuple[str, str, str]]:
     """(claim, verdict, evidence) for every claim of the seeds."""
     q = QUALITY[grid.task]
@@ -193,7 +276,9 @@ def _claims(grid: Grid, table: Table) -> list[tuple[str, str, str]]:
     claim = "BatchNorm degrades at small batch sizes; GroupNorm, LayerNorm and InstanceNorm do not"
     indep = [n for n in norms if _kind(n) in BATCH_INDEPENDENT]
     bns = [n for n in norms if _kind(n) == "bn"]
-    if not bns or not indep or lo == hi:
+    if grid.task == "classification":
+        claims.append(_figure1_claim(grid, table, bns, indep))
+    elif not bns or not indep or lo == hi:
         claims.append((claim, "not measured", "needs bn, a batch-independent norm and two batch sizes in the grid"))
     else:
         # BN against its peers at the same batch size (same steps, same images), so the
@@ -220,15 +305,16 @@ def _claims(grid: Grid, table: Table) -> list[tuple[str, str, str]]:
     # 2. BN train/eval discrepancy
     claim = "BatchNorm behaves differently in training (batch statistics) and inference (running averages)"
     gaps = []
+    measure = "error" if grid.task == "classification" else "loss"
     for n in bns[:1]:
         for bs in grid.batch_sizes:
-            tr, ev = table.mean(n, bs, "bn_train_mode_loss"), table.mean(n, bs, "bn_eval_mode_loss")
+            tr, ev = table.mean(n, bs, f"bn_train_mode_{measure}"), table.mean(n, bs, f"bn_eval_mode_{measure}")
             if tr is not None and ev is not None and tr > 0:
                 gaps.append((bs, tr, ev, ev / tr - 1))
     if not gaps:
         claims.append((claim, "not measured", "needs bn in the grid"))
     else:
-        evidence = "held-out loss, train mode → eval mode: " + "; ".join(
+        evidence = f"{'test error' if measure == 'error' else 'held-out loss'}, train mode → eval mode: " + "; ".join(
             f"batch {bs} ({steps_for(get_preset(grid.task, grid.preset), bs)} steps): {tr:.4g} → {ev:.4g} "
             f"({f'{gap:+.0%}' if abs(gap) < 10 else f'×{gap + 1:.3g}'})" for bs, tr, ev, gap in gaps)
         evidence += (". Eval mode uses running averages updated once per step (momentum 0.1), so after few steps "
@@ -311,6 +397,29 @@ def _claims(grid: Grid, table: Table) -> list[tuple[str, str, str]]:
 
 
 # ---------------------------------------------------------------- report
+def _budget_line(grid: Grid, preset) -> str:
+    steps = ", ".join(f"batch {b}: {steps_for(preset, b)} steps" for b in grid.batch_sizes)
+    if grid.task == "classification":
+        return (f"- Budget: every run trains {preset.epochs} epochs of the same {preset.images} images, so steps = "
+                f"{preset.epochs} × {preset.images} / batch size ({steps}); learning rate = {preset.lr} × batch / "
+                f"{preset.reference_batch} (the paper's linear scaling rule); the data order is a function of the seed, "
+                "the same for every norm.")
+    return (f"- Budget: every run trains on the same {preset.images} images, so steps = {preset.images} / batch size "
+            f"({steps}); learning rate = base × sqrt(batch / 8); the data order is a function of the seed, the same "
+            "for every norm.")
+
+
+def _classification_setup(grid: Grid, preset) -> str:
+    widths = sorted(model_widths(grid))
+    return (f"Model: a residual CNN (stem and one basic block per stage, widths {', '.join(map(str, widths))} at "
+            "28, 14 and 7 px; the norm after every convolution, shortcut projections included) on the bundled MNIST "
+            f"subset, {preset.test_images} digits held out as the test split (the same for every run). SGD with "
+            f"Nesterov momentum 0.9, weight decay {preset.weight_decay}, a linear warm-up over {preset.warmup_epochs} "
+            "epochs, then cosine decay. Test error: eval mode (BatchNorm with its running averages), after the last "
+            "epoch. The GroupNorm paper trains ResNet-50 on ImageNet; this is its protocol at a size a CPU trains "
+            "in minutes, so expect its shape, not its numbers.")
+
+
 def render(grid: Grid, rows: list[dict[str, Any]], plots: list[str]) -> str:
     table = Table(rows)
     preset = get_preset(grid.task, grid.preset)
@@ -323,11 +432,9 @@ def render(grid: Grid, rows: list[dict[str, Any]], plots: list[str]) -> str:
         "",
         "## Setup",
         "",
-        f"- Budget: every run trains on the same {preset.images} images, so steps = {preset.images} / batch size "
-        f"({', '.join(f'batch {b}: {steps_for(preset, b)} steps' for b in grid.batch_sizes)}); "
-        "learning rate = base × sqrt(batch / 8); the data order is a function of the seed, the same for every norm.",
+        _budget_line(grid, preset),
         f"- Preset values: `{json.dumps(preset_dict(preset))}`",
-        "- " + ("Model: the stylenorm diffusion U-Net (FiLM after every norm), class-conditional, on the bundled MNIST "
+        "- " + (_classification_setup(grid, preset) if grid.task == "classification" else"Model: the stylenorm diffusion U-Net (FiLM after every norm), class-conditional, on the bundled MNIST "
                 f"subset; {preset.holdout} digits held out. Held-out loss: the EMA model's denoising loss averaged over "
                 f"{preset.eval_timesteps} evenly spaced time steps with fixed noise. Fréchet distance: {preset.fid_samples} "
                 f"DDIM-{preset.sample_steps} samples against the held-out digits in the 128-d features of the shipped "
@@ -345,8 +452,8 @@ def render(grid: Grid, rows: list[dict[str, Any]], plots: list[str]) -> str:
         "## Results",
         "",
     ]
-    for key in METRICS[grid.task] + ["images_per_s", "memory_mb"]:
-        lines += [f"{LABELS[key]} (mean ± std over seeds {', '.join(map(str, grid.seeds))})", "",
+    for key in [k for k in METRICS[grid.task] + ["images_per_s", "memory_mb"] if any(r.get(k) is not None for r in table.ok)]:
+        lines += [f"{LABELS[key]} (mean ± std over seeds {', '.join(map(str, grid.seeds))}; the plots show 95 % intervals)", "",
                   "| norm | " + " | ".join(f"batch {b}" for b in grid.batch_sizes) + " |",
                   "|---|" + "---|" * len(grid.batch_sizes)]
         for norm in grid.norms:

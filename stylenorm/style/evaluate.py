@@ -275,15 +275,25 @@ def evaluate_styles(weights: Sequence[Path], paintings: Path, *, photos: Sequenc
     chosen = eval_photos(photos, data, holdout, demo)
     if not chosen:
         raise StylenormError("no photos to evaluate on; pass --photos, --data with --holdout, or keep --demo")
-    painting_files = {path: find_paintings(path, paintings) for path in files}  # checked before the VGG loads
+    from stylenorm.style.optimize import evaluate_painting, is_painting_file, load_loss_network
+
+    # an image instead of weights is scored in the any-painting mode (stylize --style PAINTING.jpg)
+    optimized = {path for path in files if is_painting_file(path)}
+    painting_files = {path: find_paintings(path, paintings) for path in files if path not in optimized}  # checked before the VGG loads
     vgg, source = load_vgg(vgg_weights, vgg_format, GRAM_LAYERS)
+    loss_vgg = load_loss_network(vgg_weights, vgg_format)[0] if optimized else None
     output.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, dict[str, float]]] = {}
     for path in files:
-        summary, sheet = evaluate_network(path, painting_files[path], chosen, vgg)
-        results[path.stem] = summary
-        save_image(output / f"contact_sheet_{path.stem}.png", sheet)
-        if update_card:
+        if path in optimized:
+            summary, sheet = evaluate_painting(path, chosen, vgg, loss_vgg)
+            label = f"optimize:{path.stem}"
+        else:
+            summary, sheet = evaluate_network(path, painting_files[path], chosen, vgg)
+            label = path.stem
+        results[label] = summary
+        save_image(output / f"contact_sheet_{label.replace(':', '_')}.png", sheet)
+        if update_card and path not in optimized:
             write_eval_to_card(path, summary, photos=len(chosen), loss_network=source)
     record = {"photos": [p.name for p in chosen], "photo_width": EVAL_WIDTH, "analysis_widths": list(ANALYSIS_WIDTHS),
               "loss_network": source, "results": results}

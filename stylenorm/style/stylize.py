@@ -140,12 +140,16 @@ def load_style_model(path: str | os.PathLike, device: str | torch.device = "cpu"
 
 
 def list_shipped_styles(weights_dir: Path | None = None) -> list[tuple[str, Path, dict]]:
-    """(style name, weights file, card) for every shipped style."""
+    """(style name, weights file, card) for every style found by name, each name once: the first file
+    holding it (a network extended by add-style repeats the shipped styles; those stay the shipped ones)."""
     out = []
+    seen = set()
     for path in shipped_style_files(weights_dir):
         card = read_card(path)
         for name in card.get("styles") or [path.stem]:
-            out.append((name, path, card))
+            if name not in seen:
+                seen.add(name)
+                out.append((name, path, card))
     return out
 
 
@@ -397,17 +401,20 @@ def _file_key(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def output_paths(inputs: list[Path], given: list[Path], output: Path | None, label: str) -> list[Path]:
+def output_paths(inputs: list[Path], given: list[Path], output: Path | None, label: str,
+                 suffixes: dict[Path, str] | None = None) -> list[Path]:
     """Where each result goes: beside the input by default; -o is a file for one input, else a folder.
 
     Never an input's own path; two inputs with the same name get distinct outputs (_2, _3, ...).
+    suffixes: the output suffix of some inputs (clips; "" for a folder of frames).
     """
-    single_file = len(inputs) == 1 and len(given) == 1 and not given[0].is_dir()
+    suffixes = suffixes or {}
+    single_file = len(inputs) == 1 and len(given) == 1 and (not given[0].is_dir() or given[0] in suffixes)
     if output is not None and not single_file and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
         raise StylenormError(f"-o {output} names one image but there are {len(inputs)} inputs; pass a folder to -o")
     paths: list[Path] = []
     for src in inputs:
-        suffix = src.suffix if src.suffix.lower() in IMAGE_SUFFIXES else ".png"
+        suffix = suffixes.get(src, src.suffix if src.suffix.lower() in IMAGE_SUFFIXES else ".png")
         name = f"{src.stem}_{label}{suffix}"
         if output is None:
             dst = src.with_name(name)
@@ -430,17 +437,27 @@ def output_paths(inputs: list[Path], given: list[Path], output: Path | None, lab
 
 
 def stylize_many(choice: StyleChoice, inputs: list[Path], output: Path | None, *, report: Callable[[str], None],
-                 **options) -> int:
-    """Stylize every input; one bad file does not stop the others. Returns the number of failures."""
-    files, earlier = expand_inputs(inputs)
+                 stabilize: str = "flow", frames: bool = False, fps: float | None = None, **options) -> int:
+    """Stylize every input; one bad file does not stop the others. Returns the number of failures.
+
+    Clips (and, with `frames`, folders of numbered frames) go to the video path (style/temporal.py).
+    """
+    from stylenorm.style.temporal import clip_output_suffix, is_clip, stylize_video
+
+    clips = {p: clip_output_suffix(p, frames) for p in inputs if is_clip(p, frames)}
+    files, earlier = expand_inputs([p for p in inputs if p not in clips])
+    files = list(clips) + files
     if earlier:
         report(f"skipped {earlier} earlier stylenorm output(s) in the input folder(s)")
     if not files:
         raise ImageError("no images to stylize; pass image files or a folder that holds some")
     failures = 0
-    for src, dst in zip(files, output_paths(files, inputs, output, choice.label)):
+    for src, dst in zip(files, output_paths(files, inputs, output, choice.label, clips)):
         try:
-            stylize_file(choice, src, dst, **options)
+            if src in clips:
+                stylize_video(choice, src, dst, stabilize=stabilize, fps=fps, **options)
+            else:
+                stylize_file(choice, src, dst, **options)
             report(f"wrote {dst}")
         except StylenormError as exc:
             failures += 1

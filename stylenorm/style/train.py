@@ -54,6 +54,9 @@ class StyleTrainConfig:
     style_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
     style_scales: list[float] = field(default_factory=lambda: [1.0])  # Gram loss also on the output resized by these
     init_weights: str | None = None  # start from a trained network with the same styles (fine-tuning)
+    # add-style: a multi-style network extended by `styles`; only the new styles' gamma/beta are
+    # trained (Dumoulin et al. 2017), every other weight, the existing styles' rows included, stays as it was
+    add_to: str | None = None
     vgg_weights: str | None = None
     vgg_format: str = "auto"
     mixed_precision: str = "no"
@@ -151,8 +154,8 @@ class ContentPhotos:
         return torch.stack(crops)
 
 
-def _preview(model: TransformerNet, photos: list[torch.Tensor], num_styles: int, device: torch.device) -> np.ndarray:
-    """A grid: one row per photo, the photo then each style."""
+def _preview(model: TransformerNet, photos: list[torch.Tensor], styles: list[int | None], device: torch.device) -> np.ndarray:
+    """A grid: one row per photo, the photo then each of `styles` (network indices; None for a one-style net)."""
     rows = []
     was_training = model.training
     model.eval()
@@ -160,8 +163,8 @@ def _preview(model: TransformerNet, photos: list[torch.Tensor], num_styles: int,
         for photo in photos:
             x = photo.to(device)
             cells = [photo]
-            for s in range(num_styles):
-                cells.append(model(x, s if num_styles > 1 else None).float().clamp(0, 1).cpu())
+            for s in styles:
+                cells.append(model(x, s).float().clamp(0, 1).cpu())
             rows.append(torch.cat(cells, dim=-1))
     model.train(was_training)
     return to_uint8(torch.cat(rows, dim=-2))
@@ -229,13 +232,18 @@ def train_style(cfg: StyleTrainConfig, progress: bool = True) -> Path:
         LossWeights(cfg.content_weight, cfg.style_weight, cfg.tv_weight), cfg.style_scales,
     ).to(device)
 
-    model = TransformerNet(cfg.norm, num_styles)
+    base_card: dict[str, Any] | None = None
+    if cfg.add_to:
+        model, base_card = extended_network(cfg.add_to, num_styles, init=not cfg.resume)
+    else:
+        model = TransformerNet(cfg.norm, num_styles)
+    first_style = model.num_styles - num_styles  # the network's index of cfg.styles[0]
     if cfg.init_weights and not cfg.resume:
         from stylenorm.checkpoints import load_into, load_model
 
         init_sd, _ = load_model(cfg.init_weights)
         load_into(model, init_sd, cfg.init_weights)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     start_step = 0
     averages: dict[str, float] = {}  # smoothed losses for the bar and the card
     history: list[dict[str, float]] = []  # raw losses and step time, one entry per step
@@ -264,6 +272,8 @@ def train_style(cfg: StyleTrainConfig, progress: bool = True) -> Path:
     # style of global batch position p is p % num_styles: every step trains every style equally
     style_of = torch.arange(global_micro) % num_styles
     mine = torch.arange(rank, global_micro, world)
+    model_styles = accelerator.unwrap_model(model).num_styles
+    shown = list(range(first_style, model_styles)) if model_styles > 1 else [None]  # the styles in previews
 
     from tqdm.auto import tqdm
 
@@ -283,7 +293,7 @@ def train_style(cfg: StyleTrainConfig, progress: bool = True) -> Path:
             styles = style_of[mine].to(device)
             with accelerator.accumulate(model):
                 with accelerator.autocast():
-                    out = model(content, styles if num_styles > 1 else None)
+                    out = model(content, styles + first_style if model_styles > 1 else None)
                     losses = loss_fn(out, content, styles)
                 check_finite(losses["total"].detach(), step)
                 accelerator.backward(losses["total"])
@@ -302,7 +312,7 @@ def train_style(cfg: StyleTrainConfig, progress: bool = True) -> Path:
                         img_s=f"{images_seen / elapsed:.2f}", refresh=False)
         if accelerator.is_main_process:
             if cfg.preview_every and preview_photos and (step % cfg.preview_every == 0 or step == cfg.steps):
-                grid = _preview(accelerator.unwrap_model(model), preview_photos, num_styles, device)
+                grid = _preview(accelerator.unwrap_model(model), preview_photos, shown, device)
                 save_image(run_dir / "previews" / f"step_{step:07d}.png", grid)
             if cfg.checkpoint_every and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
                 facts = {"num_photos": len(photos), "vgg_source": vgg_source, "losses": dict(averages),
@@ -312,13 +322,50 @@ def train_style(cfg: StyleTrainConfig, progress: bool = True) -> Path:
     bar.close()
 
     card = build_card(cfg, step=cfg.steps, num_photos=len(photos), vgg_source=vgg_source, losses=averages,
-                      device=str(device), world=world)
+                      device=str(device), world=world, base=base_card)
     trained = step - start_step
     if trained:
         card["seconds_per_step"] = round((time.time() - started) / trained, 3)
     if accelerator.is_main_process:
         export(accelerator.unwrap_model(model).state_dict(), card, output, cfg.half)
     return output
+
+
+def extended_network(base_path: str | os.PathLike, new_styles: int, init: bool = True) -> tuple[TransformerNet, dict[str, Any]]:
+    """The conditional-IN network of `base_path` with `new_styles` more styles, where only the new
+    styles' gamma/beta rows can change: every other parameter is frozen and a gradient hook zeroes
+    the existing styles' rows (Adam then leaves them exactly as they were). The new rows start at
+    the mean of the existing styles' (a generic painting's statistics rather than none)."""
+    from stylenorm.checkpoints import load_model
+    from stylenorm.norms import ConditionalNorm
+
+    tensors, card = load_model(base_path)
+    if card.get("kind", "style") != "style" or card.get("architecture", "TransformerNet") != "TransformerNet":
+        raise StylenormError(f"{base_path} is not a style network; add a style to a network made by train-style")
+    old = int(card.get("num_styles", 1))
+    if old < 2:
+        raise StylenormError(f"{base_path} holds one style, without per-style gamma/beta to extend; "
+                             "pass a multi-style network (e.g. the shipped weights/styles.safetensors)")
+    model = TransformerNet(card.get("norm", "in"), old + new_styles)
+    own = model.state_dict()
+    if init:
+        merged = {}
+        for key, value in own.items():
+            base = tensors.get(key)
+            if base is None or (base.shape != value.shape and base.shape[1:] != value.shape[1:]):
+                raise StylenormError(f"{base_path} does not match the TransformerNet layout at {key}; pass a network made by train-style")
+            if base.shape != value.shape:  # a gamma/beta table: the old rows, then the new ones
+                base = torch.cat([base, base.float().mean(0, keepdim=True).expand(new_styles, -1).to(base.dtype)])
+            merged[key] = base.to(value.dtype)
+        model.load_state_dict(merged)
+    model.requires_grad_(False)
+    mask = torch.cat([torch.zeros(old), torch.ones(new_styles)]).view(-1, 1)
+    for module in model.modules():
+        if isinstance(module, ConditionalNorm):
+            for param in (module.weight, module.bias):
+                param.requires_grad_(True)
+                param.register_hook(lambda grad: grad * mask.to(grad.device, grad.dtype))
+    return model, card
 
 
 def _save_checkpoint(run_dir: Path, step: int, model: TransformerNet, optimizer: torch.optim.Optimizer,
@@ -345,9 +392,10 @@ def export(state_dict: dict[str, torch.Tensor], card: dict[str, Any], output: st
 
 
 def build_card(cfg: StyleTrainConfig, *, step: int, num_photos: int, vgg_source: str, losses: dict[str, float],
-               device: str, world: int) -> dict[str, Any]:
-    """The model card: what the network holds and how it was trained."""
-    return {
+               device: str, world: int, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model card: what the network holds and how it was trained (`base`: the card of the network
+    that add-style extended; its styles come first and keep their names)."""
+    card = {
         "architecture": "TransformerNet",
         "norm": cfg.norm,
         "num_styles": len(cfg.styles),
@@ -379,6 +427,18 @@ def build_card(cfg: StyleTrainConfig, *, step: int, num_photos: int, vgg_source:
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
         **({"notes": cfg.notes} if cfg.notes else {}),
     }
+    if base is not None:
+        new = [cfg.name] if len(cfg.styles) == 1 else [style_name(s) for s in cfg.styles]
+        card.update({
+            "num_styles": int(base.get("num_styles", 1)) + len(cfg.styles),
+            "styles": list(base.get("styles", [])) + new,
+            "default_style": new[0],
+            "style_images": list(base.get("style_images", [])) + [Path(s).name for s in cfg.styles],
+            "added_styles": new,
+            "add_to": Path(cfg.add_to).name if cfg.add_to else None,
+            "trained": "only the added styles' gamma/beta; every other weight is the base network's",
+        })
+    return card
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike,

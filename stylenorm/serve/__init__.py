@@ -1,0 +1,54 @@
+"""`stylenorm serve`: a local web page for stylizing photos, sampling the diffusion model and reading model cards.
+
+Built with Gradio (the `web` extra): it gives the upload/drop widgets, sliders, a
+before/after slider, progress bars and a request queue that the page needs, and
+it is what users of ML demos know; the alternative, a FastAPI app with one
+hand-written page, would re-implement those in JavaScript. The page is served on
+127.0.0.1 unless --host says otherwise, the URL is printed, and no browser is
+ever opened (a server may have no display).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+
+from stylenorm.errors import StylenormError
+
+EXTRA_HINT = "pip install 'stylenorm[web]'"
+
+
+def require_gradio():
+    """The gradio module, or an error that names the extra to install."""
+    try:
+        import gradio
+    except ImportError:
+        raise StylenormError(f"stylenorm serve needs gradio, which is not installed; run {EXTRA_HINT}") from None
+    return gradio
+
+
+def serve(host: str = "127.0.0.1", port: int = 7860, device: str = "cpu", max_pixels: int = 40_000_000,
+          echo: Callable[[str], None] = print) -> None:
+    """Start the page and block until interrupted; the temporary folder is removed on the way out."""
+    from stylenorm.serve.app import ServeConfig, launch
+
+    if not 1 <= port <= 65535:
+        raise StylenormError(f"--port {port} is outside 1..65535; the default is 7860")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise StylenormError(f"--device {device} asked for a GPU but torch sees none; use --device cpu")
+    def stop(signum, frame):  # `kill` and service managers send SIGTERM: leave as Ctrl+C does, cleaning up
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    config = ServeConfig(device=device, max_pixels=max_pixels)
+    server = launch(config, host=host, port=port, block=False)
+    echo(f"stylenorm serve: open {server.url} in a browser (Ctrl+C stops it)")
+    try:
+        server.block()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()

@@ -1,0 +1,292 @@
+"""The page of `stylenorm serve`: three tabs (stylize, diffusion samples, model cards).
+
+The work behind each button is a plain function (`stylize_upload`, `sample_grid`)
+that raises StylenormError on bad input; the Gradio handlers turn that into a
+message on the page (gr.Error), so an unreadable upload never breaks the server.
+Everything the server writes (Gradio's upload cache and our results) lies in one
+temporary folder that `Server.close` removes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from stylenorm.checkpoints import WEIGHTS_DIR
+from stylenorm.errors import StylenormError
+from stylenorm.images import DEFAULT_MAX_PIXELS, load_image
+from stylenorm.serve import require_gradio
+
+DEFAULT_MAX_SIZE = 1024  # long side of the photo the page stylizes by default: seconds on a CPU
+GRID_SCALE = 4  # 28 px digits shown 4x larger (nearest neighbour, so pixels stay sharp)
+MAX_UPLOAD = "200mb"  # Gradio refuses bigger files itself; the pixel limit guards against small bombs
+SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # the default theme would fetch web fonts
+
+
+@dataclass
+class ServeConfig:
+    device: str = "cpu"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="stylenorm_serve_")))
+
+
+@dataclass
+class StyleOptions:
+    style: str | None = None  # a name, or a blend a:0.7,b:0.3
+    strength: float = 1.0
+    preserve_color: bool = False
+    style_scale: float = 1.0
+    max_size: int | None = DEFAULT_MAX_SIZE
+
+
+def style_names() -> list[str]:
+    """Every style `stylenorm styles` lists, in its order."""
+    from stylenorm.style.stylize import list_shipped_styles
+
+    return [name for name, _, _ in list_shipped_styles()]
+
+
+def blend_text(names: list[str], weights: list[float]) -> str:
+    """Slider values -> the blend syntax of --style (a:0.7,b:0.3); only styles above zero take part."""
+    parts = [(name, float(w)) for name, w in zip(names, weights) if w and float(w) > 0]
+    if not parts:
+        raise StylenormError("every blend slider is at 0; move at least one above 0, or untick 'blend styles'")
+    return ",".join(f"{name}:{w:g}" for name, w in parts)
+
+
+@functools.lru_cache(maxsize=4)
+def _style_choice(style: str | None, device: str):
+    from stylenorm.style.stylize import resolve_style
+
+    return resolve_style(style, None, device)
+
+
+def stylize_upload(src: str | os.PathLike | None, options: StyleOptions, config: ServeConfig,
+                   progress: Callable[..., object] | None = None) -> tuple[np.ndarray, np.ndarray, Path]:
+    """(before, after, PNG to download): the uploaded photo stylized exactly as `stylenorm stylize` would.
+
+    progress: called as progress(fraction, desc=...) (gr.Progress on the page)."""
+    from stylenorm.style.stylize import stylize_file, working_size
+
+    if not src:
+        raise StylenormError("no photo yet: drop one on the upload box or click it to pick a file")
+    src = Path(src)
+    if options.max_size is not None and options.max_size < 16:
+        raise StylenormError(f"maximum size {options.max_size} px is too small; use at least 16")
+    working_size(1, 1, options.style_scale)  # range check before any work
+    if progress:
+        progress(0.05, desc="reading the photo")
+    load_image(src, config.max_pixels)  # bad files fail here, with their own message, before the model loads
+    if progress:
+        progress(0.15, desc="loading the style")
+    choice = _style_choice(options.style, config.device)
+    if progress:
+        progress(0.3, desc=f"stylizing with {choice.label}")
+    out_dir = config.workdir / "results" / uuid.uuid4().hex
+    out_dir.mkdir(parents=True)
+    dst = out_dir / f"{src.stem}_{choice.label}.png"
+    stylize_file(choice, src, dst, max_size=options.max_size, strength=options.strength,
+                 preserve_color=options.preserve_color, style_scale=options.style_scale,
+                 max_pixels=config.max_pixels, progress=progress is not None)
+    after = load_image(dst, None).rgb
+    before = np.asarray(Image.fromarray(load_image(src, config.max_pixels).rgb).resize(
+        (after.shape[1], after.shape[0]), Image.LANCZOS))
+    return before, after, dst
+
+
+@functools.lru_cache(maxsize=1)
+def _diffusion_model(device: str):
+    from stylenorm.diffusion.sample import load_diffusion_model
+
+    return load_diffusion_model(None, device)
+
+
+def sample_grid(labels: str, num_samples: int, sampler: str, steps: int, guidance: float, seed: int,
+                config: ServeConfig) -> tuple[np.ndarray, Path]:
+    """(grid to show, PNG to download) of the shipped diffusion model's samples."""
+    from stylenorm.diffusion.sample import generate, make_grid, parse_labels, save_grid
+
+    num_samples, steps, seed = int(num_samples), int(steps), int(seed)
+    if not 1 <= num_samples <= 256:
+        raise StylenormError(f"{num_samples} samples: ask for 1 to 256")
+    loaded = _diffusion_model(config.device)
+    classes = loaded.model.config.num_classes
+    label_tensor = parse_labels(labels.strip() or None, num_samples, classes)
+    images = generate(loaded, num_samples, sampler, steps, label_tensor, float(guidance), 0.0, seed, progress=True)
+    nrow = classes if (not labels.strip() and classes and num_samples % classes == 0) else None
+    out_dir = config.workdir / "results" / uuid.uuid4().hex
+    path = save_grid(images, out_dir / f"samples_{sampler}_{steps}steps_seed{seed}.png", nrow, scale=GRID_SCALE)
+    grid = make_grid(images, nrow)
+    shown = Image.fromarray(grid).resize((grid.shape[1] * GRID_SCALE, grid.shape[0] * GRID_SCALE), Image.NEAREST)
+    return np.asarray(shown.convert("RGB")), path
+
+
+def model_cards() -> list[tuple[str, dict]]:
+    """(file name, card) of every shipped model and of the styles found in the user's data folder."""
+    from stylenorm.style.stylize import read_card, shipped_style_files
+
+    paths = sorted(WEIGHTS_DIR.glob("*.safetensors"))
+    paths += [p for p in shipped_style_files() if p.parent.resolve() != WEIGHTS_DIR.resolve()]
+    return [(p.name, read_card(p)) for p in paths]
+
+
+def _cards_markdown(cards: list[tuple[str, dict]]) -> str:
+    lines = ["| model | what it is | trained on |", "| --- | --- | --- |"]
+    for name, card in cards:
+        if card.get("styles"):
+            what = f"{card.get('architecture', 'style network')}, styles: " + ", ".join(card["styles"])
+        elif "unet" in card:
+            what = f"diffusion U-Net, {card.get('parameters', '?')} parameters, {card.get('weights', '')} weights"
+        else:
+            what = f"{card.get('model', '?')}: {card.get('purpose', '')}".rstrip(": ")
+        data = card.get("data", "")
+        if isinstance(data, dict):
+            data = data.get("source", "")
+        lines.append(f"| {name} | {what} | {data} |")
+    return "\n".join(lines)
+
+
+def build_app(config: ServeConfig):
+    """The Gradio Blocks of the page (not launched)."""
+    gr = require_gradio()
+    from stylenorm.diffusion.sample import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
+
+    names = style_names()
+    if not names:
+        raise StylenormError("no shipped styles found in weights/; reinstall stylenorm")
+
+    def on_stylize(photo, style, blend_on, strength, preserve, scale, max_size, *weights, progress=gr.Progress(track_tqdm=True)):
+        try:
+            chosen = blend_text(names, list(weights)) if blend_on else style
+            options = StyleOptions(chosen, float(strength), bool(preserve), float(scale), int(max_size) if max_size else None)
+            before, after, path = stylize_upload(photo, options, config, progress)
+        except StylenormError as exc:
+            # the upload's name, not the path of Gradio's cached copy
+            message = str(exc).replace(str(photo), Path(photo).name) if photo else str(exc)
+            raise gr.Error(message, print_exception=False) from None
+        except MemoryError:
+            raise gr.Error("the photo does not fit in memory; lower the maximum size", print_exception=False) from None
+        return (before, after), str(path), f"Stylized with **{chosen}**: {after.shape[1]}x{after.shape[0]} px."
+
+    def on_sample(labels, num_samples, sampler, steps, guidance, seed, progress=gr.Progress(track_tqdm=True)):
+        try:
+            grid, path = sample_grid(labels or "", num_samples, sampler, steps, guidance, seed, config)
+        except StylenormError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        return grid, str(path)
+
+    cards = model_cards()
+    with gr.Blocks(title="stylenorm", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
+        gr.Markdown("# stylenorm\nFast neural style transfer and a small diffusion model, on this computer.")
+        with gr.Tab("Stylize"):
+            gr.Markdown("Styles: " + ", ".join(f"`{n}`" for n in names), elem_id="style-list")
+            with gr.Row():
+                with gr.Column():
+                    photo = gr.File(label="Photo: drop it here or click to pick one", file_count="single",
+                                    type="filepath", elem_id="photo")
+                    style = gr.Dropdown(names, value=names[0], label="Style", elem_id="style")
+                    with gr.Accordion("Blend several styles", open=False):
+                        blend_on = gr.Checkbox(False, label="blend styles (the sliders below instead of the style above)",
+                                               elem_id="blend-on")
+                        sliders = [gr.Slider(0, 1, value=0, step=0.05, label=n, elem_id=f"blend-{n}") for n in names]
+                    strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength (0 = the photo, 1 = full style)")
+                    preserve = gr.Checkbox(False, label="Preserve the photo's colours")
+                    scale = gr.Slider(0.25, 4, value=1, step=0.25, label="Style scale (brush-stroke size)")
+                    max_size = gr.Slider(64, 4096, value=DEFAULT_MAX_SIZE, step=32, label="Maximum size (long side, px)", elem_id="max-size")
+                    go = gr.Button("Stylize", variant="primary", elem_id="stylize")
+                with gr.Column():
+                    slider = gr.ImageSlider(label="Before / after", type="numpy", elem_id="before-after",
+                                            buttons=["download", "fullscreen"])
+                    info = gr.Markdown(elem_id="stylize-info")
+                    download = gr.File(label="Download the stylized PNG", elem_id="download", interactive=False)
+            go.click(on_stylize, [photo, style, blend_on, strength, preserve, scale, max_size, *sliders],
+                     [slider, download, info])
+        with gr.Tab("Diffusion samples"):
+            with gr.Row():
+                with gr.Column():
+                    labels = gr.Textbox("", label="Class labels (e.g. 7 or 0,1,2; empty: every class in turn)",
+                                        elem_id="labels")
+                    count = gr.Slider(1, 100, value=20, step=1, label="Samples", elem_id="samples")
+                    sampler = gr.Dropdown(list(SAMPLERS), value=DEFAULT_SAMPLER, label="Sampler")
+                    steps = gr.Slider(1, 100, value=DEFAULT_STEPS, step=1, label="Steps (ddpm uses every training step)", elem_id="steps")
+                    guidance = gr.Slider(0, 6, value=DEFAULT_GUIDANCE[DEFAULT_SAMPLER], step=0.1,
+                                         label="Guidance (1 = none)")
+                    seed = gr.Number(0, precision=0, label="Seed")
+                    draw = gr.Button("Sample", variant="primary", elem_id="sample")
+                with gr.Column():
+                    grid = gr.Image(label="Samples", type="numpy", elem_id="grid", buttons=["download", "fullscreen"])
+                    grid_file = gr.File(label="Download the grid PNG", interactive=False, elem_id="grid-file")
+            sampler.change(lambda s: DEFAULT_GUIDANCE[s], sampler, guidance)
+            draw.click(on_sample, [labels, count, sampler, steps, guidance, seed], [grid, grid_file])
+        with gr.Tab("Model cards"):
+            gr.Markdown(_cards_markdown(cards))
+            for name, card in cards:
+                with gr.Accordion(name, open=False):
+                    gr.JSON(json.loads(json.dumps(card, default=str)))
+    # one request at a time: the network uses every core, and a second browser waits in the queue
+    demo.queue(default_concurrency_limit=1, max_size=64)
+    return demo
+
+
+@dataclass
+class Server:
+    demo: object
+    url: str
+    config: ServeConfig
+    _old_temp: str | None
+
+    def block(self) -> None:
+        self.demo.block_thread()
+
+    def close(self) -> None:
+        try:
+            self.demo.close()
+        finally:
+            shutil.rmtree(self.config.workdir, ignore_errors=True)
+            if self._old_temp is None:
+                os.environ.pop("GRADIO_TEMP_DIR", None)
+            else:
+                os.environ["GRADIO_TEMP_DIR"] = self._old_temp
+
+
+def launch(config: ServeConfig, host: str = "127.0.0.1", port: int = 7860, block: bool = False) -> Server:
+    """Build and start the page in a background thread; `Server.close` stops it and removes its files."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    old_temp = os.environ.get("GRADIO_TEMP_DIR")
+    # Gradio caches uploads and returned files in GRADIO_TEMP_DIR, inside our folder, which close()
+    # removes. Set before gradio's first import: some of its modules read it once, at import.
+    os.environ["GRADIO_TEMP_DIR"] = str(config.workdir / "gradio")
+    try:
+        gr = require_gradio()
+        demo = build_app(config)
+        theme = gr.themes.Default(font=SYSTEM_FONTS, font_mono=["ui-monospace", "monospace"])
+        try:
+            _, url, _ = demo.launch(server_name=host, server_port=port, inbrowser=False, share=False, quiet=True,
+                                    prevent_thread_lock=True, max_file_size=MAX_UPLOAD, ssr_mode=False,
+                                    allowed_paths=[str(config.workdir)], theme=theme, footer_links=[])
+        except OSError as exc:
+            raise StylenormError(f"cannot serve on {host}:{port} ({exc}); pass another --port or --host") from None
+    except BaseException:
+        shutil.rmtree(config.workdir, ignore_errors=True)
+        if old_temp is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = old_temp
+        raise
+    server = Server(demo, url, config, old_temp)
+    if block:
+        try:
+            server.block()
+        finally:
+            server.close()
+    return server

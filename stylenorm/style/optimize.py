@@ -1,0 +1,330 @@
+"""Any painting: stylize by optimizing the picture itself (Gatys et al. 2016).
+
+`stylenorm stylize photo.jpg --style painting.jpg` has no network for the painting,
+so the output image's pixels are the parameters: starting from the photo, they are
+moved to lower the same VGG16 perceptual loss the style networks train on
+(`PerceptualLoss`: each layer's Gram error relative to the painting's, at full and
+half scale so the painting's large motifs count, plus the photo's features at one
+layer and total variation).
+
+Speed (measured on the project's 2-core CPU, one thread: see the README's "Any painting"):
+the VGG passes run under bfloat16 autocast where the CPU computes bf16 natively,
+the loss network and the image are channels_last, the photo's content target and
+the painting's Gram targets are computed once, and the image is optimized coarse
+to fine (most iterations at half size, where one costs a quarter; the coarse pass
+also lays out the large motifs). Photos larger than OPTIMIZE_SIZE are optimized at
+that size and the result is resized to the output size (bicubic).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from stylenorm.errors import StylenormError
+from stylenorm.images import DEFAULT_MAX_PIXELS, ImageError, load_image, save_image, to_tensor, to_uint8
+from stylenorm.style.loss import LAYER_INDEX, LossWeights, PerceptualLoss, VGGFeatures, load_vgg, resize_by, total_variation
+
+OPTIMIZE_SIZE = 512  # long side of the optimized image; larger outputs are resized from it
+# The Gram loss at half scale passes the painting through three 2x2 max pools to relu4_3:
+# below 64 px its half-scale relu4_3 map would be under 4 px, too few positions for a Gram matrix.
+MIN_PAINTING_SIDE = 64
+MIN_COARSE_SIDE = 32  # a smaller half-size stage would leave relu4_3 (1/8) a few pixels: no coarse stage
+LARGE_PAINTING_SIDE = 4096  # above this a painting is far beyond its analysis size: say it was resized
+STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+OPTIMIZERS = ("lbfgs", "adam")
+
+
+@dataclass
+class OptimizeOptions:
+    """How the picture is optimized (defaults chosen by the measurements in the README's "Any painting")."""
+
+    iterations: int = 100  # loss evaluations (forward + backward), all stages together
+    style_weight: float = 3.0  # on relative Gram errors, as in PerceptualLoss (10 kept less layout, no better match)
+    content_weight: float = 1.0
+    tv_weight: float = 1.0
+    style_scale: float = 1.0  # painting analysed at the photo's long side x this: 2 = motifs twice as big
+    content_layer: str = "relu3_3"
+    style_scales: Sequence[float] = (1.0, 0.5)
+    optimizer: str = "lbfgs"
+    coarse_share: float = 0.8  # share of the iterations spent at half size (0: none)
+    lr: float | None = None  # None: 1 for L-BFGS, 0.02 for Adam
+    precision: str = "auto"  # auto (bf16 where native), fp32 or bf16 for the VGG passes
+    preserve_color: bool = False
+
+    def check(self) -> None:
+        if self.iterations < 1:
+            raise StylenormError(f"--iterations {self.iterations} is below 1; e.g. 100")
+        if self.style_weight < 0 or self.content_weight < 0 or self.tv_weight < 0:
+            raise StylenormError("--style-weight and the other loss weights must be >= 0")
+        if not 0.1 <= self.style_scale <= 10:
+            raise StylenormError(f"--style-scale {self.style_scale} is outside 0.1..10; 2 gives motifs twice as big, 0.5 half as big")
+        if self.optimizer not in OPTIMIZERS:
+            raise StylenormError(f"unknown optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}")
+        if not 0 <= self.coarse_share < 1:
+            raise StylenormError(f"coarse share {self.coarse_share} must be in [0, 1)")
+        if self.content_layer not in LAYER_INDEX:
+            raise StylenormError(f"unknown content layer {self.content_layer!r}; valid: {', '.join(LAYER_INDEX)}")
+
+
+def is_painting_file(path: str | os.PathLike) -> bool:
+    """Whether --style names a picture (optimize against it) rather than weights: a file that is not
+    safetensors (a safetensors file starts with its header length, then '{')."""
+    p = Path(path)
+    if not p.is_file() or p.suffix == ".safetensors":
+        return False
+    with open(p, "rb") as f:
+        head = f.read(9)
+    return head[8:9] != b"{"
+
+
+def load_painting(path: str | os.PathLike, long_side: int, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                  report: Callable[[str], None] | None = None,
+                  hint: str = " (--style takes a painting image or style weights, a .safetensors file)") -> torch.Tensor:
+    """The painting as (1, 3, h, w) in [0, 1], its long side resized to `long_side`."""
+    try:
+        image = load_image(path, max_pixels)
+    except ImageError as exc:
+        raise ImageError(f"{exc}{hint}") from None
+    w, h = image.size
+    if min(w, h) < MIN_PAINTING_SIDE:
+        raise StylenormError(f"the painting {path} is {w}x{h} px; the loss network needs at least "
+                             f"{MIN_PAINTING_SIDE} px on its short side; pass a larger picture of it")
+    if max(w, h) > LARGE_PAINTING_SIDE and report is not None:
+        report(f"note: the painting {Path(path).name} is {w}x{h} px; it is analysed resized (to the photo's long side x --style-scale)")
+    scale = long_side / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    img = Image.fromarray(image.rgb).resize(size, Image.LANCZOS)
+    return to_tensor(np.asarray(img))
+
+
+def vgg_dtype(precision: str, device: str | torch.device = "cpu") -> torch.dtype:
+    """The autocast dtype of the VGG passes: auto is bf16 where the device computes it natively."""
+    from stylenorm.style.stylize import resolve_precision
+
+    if precision not in ("auto", "fp32", "bf16"):
+        raise StylenormError(f"unknown precision {precision!r} for optimization; use auto, fp32 or bf16")
+    dtype = resolve_precision(precision, device)
+    # fp16 (what auto picks on GPUs without bf16) would need loss scaling for the Gram errors
+    return torch.float32 if dtype == torch.float16 else dtype
+
+
+def stage_plan(long_side: int, opts: OptimizeOptions) -> list[tuple[int, int]]:
+    """(long side, iterations) per stage: coarse_share of the iterations at half size, the rest at full."""
+    coarse = int(round(opts.iterations * opts.coarse_share)) if long_side // 2 >= MIN_COARSE_SIDE else 0
+    plan = [(long_side // 2, coarse)] if coarse else []
+    return plan + [(long_side, opts.iterations - coarse)] if opts.iterations - coarse else plan
+
+
+def _resize_long(x: torch.Tensor, long_side: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    scale = long_side / max(h, w)
+    if abs(scale - 1) < 1e-9:
+        return x
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=scale < 1).clamp(0, 1)
+
+
+class Objective:
+    """The perceptual loss of one picture against one painting and one photo, targets computed once."""
+
+    def __init__(self, vgg: VGGFeatures, painting: torch.Tensor, photo: torch.Tensor, opts: OptimizeOptions,
+                 dtype: torch.dtype) -> None:
+        self.dtype = dtype
+        self.opts = opts
+        self.index = torch.zeros(1, dtype=torch.long, device=photo.device)  # the painting's row in the Gram targets
+        with self._autocast():
+            # PerceptualLoss holds the painting's Gram targets per scale and the relative Gram error
+            self.loss = PerceptualLoss(vgg, [painting], STYLE_LAYERS, opts.content_layer,
+                                       LossWeights(opts.content_weight, opts.style_weight, opts.tv_weight),
+                                       opts.style_scales)
+            with torch.no_grad():
+                self.content_target = vgg(_channels_last(photo), upto=[opts.content_layer])[opts.content_layer].float()
+        self.vgg = vgg
+        self.layers = sorted(set(STYLE_LAYERS) | {opts.content_layer}, key=LAYER_INDEX.get)
+
+    def _autocast(self):
+        device = self.index.device.type
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16)
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        with self._autocast():
+            feats = self.vgg(_channels_last(x), upto=self.layers)
+            content = F.mse_loss(feats[self.opts.content_layer].float(), self.content_target)
+            style = x.new_zeros((), dtype=torch.float32)
+            for k, scale in enumerate(self.loss.scales):
+                f = feats if scale == 1.0 else self.vgg(_channels_last(resize_by(x, scale)), upto=STYLE_LAYERS)
+                style = style + self.loss.style_error(f, self.index, k).mean() / len(self.loss.scales)
+        tv = total_variation(x.float())
+        total = self.opts.content_weight * content + self.opts.style_weight * style + self.opts.tv_weight * tv
+        return {"total": total, "content": content, "style": style, "tv": tv}
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def optimize_image(photo: torch.Tensor, painting_path: str | os.PathLike, vgg: VGGFeatures,
+                   opts: OptimizeOptions | None = None, *, work_size: int = OPTIMIZE_SIZE, progress: bool = False,
+                   report: Callable[[str], None] | None = None, history: list[dict] | None = None,
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """photo (1, 3, H, W) in [0, 1] -> the stylized picture, same size, optimized at up to `work_size` px.
+
+    `history`, when given, receives one dict per loss evaluation (stage, losses, seconds)."""
+    from tqdm.auto import tqdm
+
+    from stylenorm.style.stylize import preserve_colors
+
+    opts = opts or OptimizeOptions()
+    opts.check()
+    device = next(vgg.parameters()).device
+    dtype = vgg_dtype(opts.precision, device)
+    vgg = vgg.to(memory_format=torch.channels_last)
+    photo_cpu, photo = photo, photo.to(device)
+    size = tuple(photo.shape[-2:])
+    long_side = min(max(size), work_size)
+    painting = load_painting(painting_path, max(MIN_PAINTING_SIDE, round(long_side * opts.style_scale)),
+                             max_pixels=max_pixels, report=report).to(device)
+    plan = stage_plan(long_side, opts)
+    bar = tqdm(total=opts.iterations, desc="optimize", disable=not progress, dynamic_ncols=True)
+    x: torch.Tensor | None = None
+    started = time.perf_counter()
+    for stage, (side, iterations) in enumerate(plan):
+        target_photo = _resize_long(photo, side)
+        # the painting keeps its analysis size relative to the picture at every stage
+        stage_painting = _resize_long(painting, max(MIN_PAINTING_SIDE // 2, round(side * opts.style_scale)))
+        objective = Objective(vgg, stage_painting, target_photo, opts, dtype)
+        start = target_photo if x is None else F.interpolate(x, size=target_photo.shape[-2:], mode="bicubic",
+                                                             align_corners=False).clamp(0, 1)
+        # NCHW for the optimizer (L-BFGS flattens the gradient); the VGG passes see channels_last
+        x = start.detach().clone().contiguous().requires_grad_(True)
+        x = _run_stage(x, objective, iterations, opts, bar, stage, started, history)
+    bar.close()
+    assert x is not None
+    y = x.detach().float().cpu().contiguous().clamp(0, 1)
+    if tuple(y.shape[-2:]) != size:
+        y = F.interpolate(y, size=size, mode="bicubic", align_corners=False, antialias=y.shape[-1] > size[-1]).clamp(0, 1)
+    return preserve_colors(y, photo_cpu) if opts.preserve_color else y
+
+
+def _run_stage(x: torch.Tensor, objective: Objective, iterations: int, opts: OptimizeOptions, bar, stage: int,
+               started: float, history: list[dict] | None) -> torch.Tensor:
+    evaluations = 0
+
+    def closure() -> torch.Tensor:
+        nonlocal evaluations
+        optimizer.zero_grad(set_to_none=True)
+        losses = objective(x)
+        losses["total"].backward()
+        evaluations += 1
+        value = float(losses["total"].detach())
+        if not math.isfinite(value):
+            raise StylenormError("the loss became NaN/inf; lower --style-weight or use --precision fp32")
+        bar.update(1)
+        bar.set_postfix(loss=f"{value:.4g}", style=f"{float(losses['style'].detach()):.3g}", size=max(x.shape[-2:]), refresh=False)
+        if history is not None:
+            history.append({"stage": stage, "side": max(x.shape[-2:]), **{k: float(v.detach()) for k, v in losses.items()},
+                            "seconds": time.perf_counter() - started})
+        return losses["total"]
+
+    if opts.optimizer == "lbfgs":
+        # no line search: each step is one loss evaluation, so --iterations bounds the time
+        optimizer: torch.optim.Optimizer = torch.optim.LBFGS([x], lr=opts.lr or 1.0, max_iter=1, history_size=50)
+    else:
+        optimizer = torch.optim.Adam([x], lr=opts.lr or 0.02)
+    while evaluations < iterations:
+        optimizer.step(closure)
+        with torch.no_grad():
+            x.clamp_(0, 1)
+    return x
+
+
+def optimize_many(inputs: list[Path], painting: Path, output: Path | None, vgg: VGGFeatures, opts: OptimizeOptions, *,
+                  max_size: int | None, max_pixels: int | None, report: Callable[[str], None], strength: float = 1.0,
+                  progress: bool = True) -> int:
+    """`stylize --style painting.jpg` over files and folders, like stylize_many; returns the failures."""
+    from stylenorm.style.stylize import _resize, expand_inputs, output_paths
+
+    files, earlier = expand_inputs(inputs)
+    if earlier:
+        report(f"skipped {earlier} earlier stylenorm output(s) in the input folder(s)")
+    if not files:
+        raise ImageError("no images to stylize; pass image files or a folder that holds some")
+    # every problem with the painting shows before any photo is worked on
+    load_painting(painting, MIN_PAINTING_SIDE, max_pixels=max_pixels, report=report)
+    failures = 0
+    for src, dst in zip(files, output_paths(files, inputs, output, painting.stem)):
+        try:
+            image = load_image(src, max_pixels)
+            rgb, alpha = image.rgb, image.alpha
+            w, h = image.size
+            if max_size and max(w, h) > max_size:
+                scale = max_size / max(w, h)
+                new = (max(1, round(w * scale)), max(1, round(h * scale)))
+                rgb = _resize(rgb, new, "RGB")
+                alpha = None if alpha is None else _resize(alpha, new, "L")
+            x = to_tensor(rgb)
+            y = optimize_image(x, painting, vgg, opts, progress=progress, max_pixels=max_pixels)
+            if strength < 1.0:
+                y = strength * y + (1 - strength) * x
+            save_image(dst, to_uint8(y), alpha)
+            report(f"wrote {dst}")
+        except StylenormError as exc:
+            failures += 1
+            report(f"error: {exc}")
+    return failures
+
+
+def load_loss_network(vgg_weights: str | os.PathLike | None, vgg_format: str = "auto") -> tuple[VGGFeatures, str]:
+    """The VGG16 for optimization: `--vgg-weights` or torchvision's (downloaded once)."""
+    return load_vgg(vgg_weights, vgg_format, tuple(LAYER_INDEX))
+
+
+def stylize_with_painting(inputs: list[Path], painting: Path, output: Path | None, *, iterations: int | None = None,
+                          style_weight: float | None = None, style_scale: float = 1.0, preserve_color: bool = False,
+                          strength: float = 1.0, max_size: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                          precision: str = "auto", device: str = "cpu", vgg_weights: str | os.PathLike | None = None,
+                          vgg_format: str = "auto", report: Callable[[str], None] = print) -> int:
+    """`stylize --style PAINTING.jpg`: every option checked, the painting and the VGG loaded, then each photo."""
+    opts = OptimizeOptions(style_scale=style_scale, preserve_color=preserve_color, precision=precision)
+    if iterations is not None:
+        opts.iterations = iterations
+    if style_weight is not None:
+        opts.style_weight = style_weight
+    opts.check()
+    if not 0.0 <= strength <= 1.0:
+        raise StylenormError(f"--strength {strength} is outside 0..1; use 1 for full style, 0.5 for half")
+    vgg_dtype(precision, device)
+    load_painting(painting, MIN_PAINTING_SIDE, max_pixels=max_pixels)  # a bad painting fails before the VGG loads
+    vgg, _ = load_loss_network(vgg_weights, vgg_format)
+    return optimize_many(inputs, painting, output, vgg.to(device), opts, max_size=max_size, max_pixels=max_pixels,
+                         report=report, strength=strength)
+
+
+def evaluate_painting(painting: Path, photos: Sequence[Path], vgg: VGGFeatures, loss_vgg: VGGFeatures,
+                      opts: OptimizeOptions | None = None, *, progress: bool = True) -> tuple[dict[str, dict[str, float]], np.ndarray]:
+    """eval-style for the optimization mode: every photo stylized with `painting` by optimize_image and
+    scored like a network's outputs (`vgg` is eval-style's VGG, `loss_vgg` the optimization's)."""
+    from stylenorm.style.evaluate import StyleScorer, contact_sheet, load_photo, summarize
+    from stylenorm.style.train import load_style_image
+
+    if not photos:
+        raise StylenormError("no photos to evaluate on; pass --photos and/or --data with --holdout")
+    reference = load_style_image(painting, 1024).unsqueeze(0)  # as evaluate_network loads paintings
+    scorer = StyleScorer(vgg, {painting.stem: reference})
+    images = [load_photo(p) for p in photos]
+    scores, rows = [], []
+    for photo in images:
+        out = optimize_image(photo, painting, loss_vgg, opts, progress=progress)
+        scores.append(scorer.score(out, photo, painting.stem))
+        rows.append([out])
+    return {painting.stem: summarize(scores)}, contact_sheet(images, rows, [reference])

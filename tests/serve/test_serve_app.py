@@ -1,0 +1,180 @@
+"""The work behind the page's buttons, without a browser: results, messages for bad uploads, cleanup."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stylenorm.errors import StylenormError
+from stylenorm.images import load_image
+from stylenorm.serve.app import ServeConfig, StyleOptions, blend_text, model_cards, sample_grid, style_names, stylize_upload
+from stylenorm.style.stylize import list_shipped_styles, resolve_style, stylize_file
+
+DEMO = Path(__file__).resolve().parents[2] / "stylenorm" / "data" / "demo"
+
+
+@pytest.fixture()
+def photo(tmp_path) -> Path:
+    path = tmp_path / "cat.png"
+    with Image.open(DEMO / "chelsea.png") as img:
+        img.convert("RGB").resize((61, 41)).save(path)  # sides not divisible by 4
+    return path
+
+
+@pytest.fixture()
+def config(tmp_path) -> ServeConfig:
+    work = tmp_path / "work"
+    work.mkdir()
+    return ServeConfig(workdir=work, max_pixels=1_000_000)
+
+
+def _bomb(path: Path, width: int = 40_000, height: int = 40_000) -> Path:
+    """A PNG whose header promises 1600 MP but holds a few bytes: what a decompression bomb looks like to a reader."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_the_page_lists_every_style_that_stylenorm_styles_lists():
+    assert style_names() == [name for name, _, _ in list_shipped_styles()]
+    assert {"starry_night", "wave"} <= set(style_names())
+
+
+def test_stylize_upload_gives_what_stylize_writes(photo, config, tmp_path, one_thread):
+    options = StyleOptions("wave", strength=0.8, preserve_color=True, max_size=48)
+    before, after, path = stylize_upload(photo, options, config)
+    cli_out = tmp_path / "cli.png"
+    stylize_file(resolve_style("wave"), photo, cli_out, max_size=48, strength=0.8, preserve_color=True)
+    assert np.array_equal(load_image(path).rgb, load_image(cli_out).rgb)
+    assert after.shape == before.shape == (32, 48, 3)
+    assert path.is_relative_to(config.workdir) and path.name == "cat_wave.png"
+
+
+def test_blend_sliders_become_a_blend(photo, config, one_thread):
+    names = style_names()
+    weights = [0.0] * len(names)
+    weights[names.index("wave")], weights[names.index("udnie")] = 0.75, 0.25
+    text = blend_text(names, weights)
+    assert text == ("wave:0.75,udnie:0.25" if names.index("wave") < names.index("udnie") else "udnie:0.25,wave:0.75")
+    _, _, path = stylize_upload(photo, StyleOptions(text, max_size=32), config)
+    assert path.name == f"cat_{resolve_style(text).label}.png"
+    with pytest.raises(StylenormError, match="every blend slider is at 0"):
+        blend_text(names, [0.0] * len(names))
+
+
+def _not_an_image(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.png"
+    path.write_text("these are notes, not a picture\n")
+    return path
+
+
+def _truncated(tmp_path: Path) -> Path:
+    full = tmp_path / "full.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(full, quality=90)
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(full.read_bytes()[: full.stat().st_size // 3])
+    return path
+
+
+def _too_big(tmp_path: Path) -> Path:
+    path = tmp_path / "big.png"
+    Image.new("RGB", (1200, 1000), (80, 90, 100)).save(path)  # 1.2 MP over the config's 1 MP
+    return path
+
+
+@pytest.mark.parametrize("make, message", [
+    (_not_an_image, "is not an image"),
+    (_truncated, "damaged or truncated"),
+    (_too_big, "over the 1 MP limit"),
+    (lambda tmp_path: _bomb(tmp_path / "bomb.png"), "decompression bombs"),
+])
+def test_bad_uploads_get_a_readable_message_and_write_nothing(make, message, config, tmp_path):
+    with pytest.raises(StylenormError, match=message):
+        stylize_upload(make(tmp_path), StyleOptions("wave"), config)
+    assert not (config.workdir / "results").exists()
+
+
+def test_no_photo_and_bad_options_are_messages(photo, config):
+    with pytest.raises(StylenormError, match="no photo yet"):
+        stylize_upload(None, StyleOptions("wave"), config)
+    with pytest.raises(StylenormError, match="unknown style"):
+        stylize_upload(photo, StyleOptions("nope"), config)
+    with pytest.raises(StylenormError, match="style-scale"):
+        stylize_upload(photo, StyleOptions("wave", style_scale=50), config)
+
+
+def test_sample_grid_draws_the_asked_digits(config, one_thread):
+    grid, path = sample_grid("3", 2, "ddim", 2, 2.0, 0, config)
+    assert path.is_file() and path.is_relative_to(config.workdir)
+    with Image.open(path) as img:
+        assert img.size == (grid.shape[1], grid.shape[0])
+    assert grid.shape[0] == (28 + 2 * 2) * 4 and grid.ndim == 3  # one row of 28 px digits, padded, 4x
+    with pytest.raises(StylenormError, match="labels must lie in 0..9"):
+        sample_grid("12", 2, "ddim", 2, 2.0, 0, config)
+    with pytest.raises(StylenormError, match="unknown sampler"):
+        sample_grid("", 2, "euler", 2, 2.0, 0, config)
+
+
+def test_model_cards_cover_every_shipped_model():
+    names = [name for name, _ in model_cards()]
+    assert {"styles.safetensors", "mnist.safetensors", "mnist_classifier.safetensors"} <= set(names)
+
+
+def test_serve_without_the_extra_names_it(monkeypatch, capsys):
+    import cli
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # makes `import gradio` fail
+    monkeypatch.setattr(sys, "argv", ["stylenorm", "serve", "--port", "7999"])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 2
+    assert "stylenorm[web]" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_bad_port(monkeypatch, capsys):
+    import cli
+
+    monkeypatch.setattr(sys, "argv", ["stylenorm", "serve", "--port", "70000"])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 2 and "--port 70000" in capsys.readouterr().err
+
+
+def test_serve_prints_the_url_binds_localhost_and_cleans_up(tmp_path):
+    """The real command in a subprocess: the URL line, a page on 127.0.0.1, no folder left after Ctrl+C."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("gradio") is None:  # not imported here: the server's process imports it
+        pytest.skip("gradio is not installed")
+    import signal
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, TMPDIR=str(tmp_path), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=Path(__file__).resolve().parents[2])
+    try:
+        line = proc.stdout.readline()  # blocks until the server is up
+        assert f"http://127.0.0.1:{port}" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        html = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).read().decode()
+        assert "stylenorm" in html
+        assert [p.name.startswith("stylenorm_serve_") for p in tmp_path.iterdir()] == [True]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    assert list(tmp_path.iterdir()) == []  # the temporary folder (uploads, results) is gone
