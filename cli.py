@@ -43,6 +43,9 @@ def bench_norms(
     quick: bool = typer.Option(False, help="Small shapes and few repeats (a smoke run)."),
 ) -> None:
     """Time forward and forward+backward of every norm spec against torch.nn."""
+    from stylenorm.atomic import check_writable
+
+    check_writable(output)  # before minutes of measuring, not after
     from stylenorm.bench.norms import run_norm_benchmark
 
     run_norm_benchmark(output=output, device=device, repeats=repeats, quick=quick)
@@ -120,9 +123,12 @@ def stylize_cmd(
     """Stylize photos and clips; writes <name>_<style>.<ext> beside each input by default.
 
     --style PAINTING.jpg (an image, not weights) stylizes with any painting by optimizing the picture (slower)."""
+    from stylenorm.devices import check_device
     from stylenorm.style.optimize import is_painting_file
-    from stylenorm.style.stylize import resolve_precision, resolve_style, stylize_many, working_size
+    from stylenorm.style.stylize import check_photo_options, resolve_precision, resolve_style, stylize_many, working_size
 
+    check_device(device)
+    check_photo_options(max_size=max_size, max_pixels=max_pixels)
     if style and is_painting_file(style):
         from stylenorm.style.optimize import stylize_with_painting
 
@@ -136,11 +142,6 @@ def stylize_cmd(
             raise StylenormError(f"{failures} of the inputs failed (see above); the others were written")
         return
 
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise StylenormError(f"--device {device} asked for a GPU but torch sees none; use --device cpu")
     resolve_precision(precision, device)  # bad values fail before the weights load
     working_size(1, 1, style_scale)
     from stylenorm.style.temporal import DEFAULT_STABILIZE, STABILIZE_MODES
@@ -298,8 +299,11 @@ def diffusion_sample(
     from stylenorm.diffusion.sample import check_output, generate, load_diffusion_model, parse_labels, save_samples
 
     check_output(output)  # before minutes of sampling, not after
-    if device.startswith("cuda") and not __import__("torch").cuda.is_available():
-        raise StylenormError("--device cuda was asked for but no GPU is visible; use --device cpu")
+    if nrow is not None and nrow < 1:
+        raise StylenormError(f"--nrow {nrow} is below 1; pass the number of images per grid row")
+    from stylenorm.devices import check_device
+
+    check_device(device)
     loaded = load_diffusion_model(weights, device)
     label_tensor = parse_labels(labels, num_samples, loaded.model.config.num_classes)
     images = generate(loaded, num_samples, sampler, steps, label_tensor, guidance, eta, seed, progress=True)
@@ -352,6 +356,9 @@ def bench_diffusion(
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
 ) -> None:
     """Training images/s and DDIM-50 sampling time (64 samples): our U-Net vs diffusers.UNet2DModel."""
+    from stylenorm.atomic import check_writable
+
+    check_writable(output)  # before minutes of measuring, not after
     from stylenorm.bench.diffusion import run_diffusion_benchmark
 
     run_diffusion_benchmark(output=output, device=device, quick=quick, threads=threads)
@@ -370,6 +377,9 @@ def bench_sampling(
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
 ) -> None:
     """Fréchet distance and recognised share of samples per sampler and step count (shipped classifier)."""
+    from stylenorm.atomic import check_writable
+
+    check_writable(output)  # before minutes of measuring, not after
     from stylenorm.bench.sampling import run_sampling_benchmark
 
     try:
@@ -389,6 +399,9 @@ def bench_fused(
     quick: bool = typer.Option(False, help="Small shapes and few repeats (a smoke run)."),
 ) -> None:
     """Time the fused GroupNorm+FiLM+SiLU against its eager composition and torch.compile."""
+    from stylenorm.atomic import check_writable
+
+    check_writable(output)  # before minutes of measuring, not after
     from stylenorm.bench.fused import run_fused_benchmark
 
     run_fused_benchmark(output=output, device=device, repeats=repeats, quick=quick, compile=compile)
@@ -403,6 +416,9 @@ def bench_stylize(
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
 ) -> None:
     """ms per image and peak memory of the plain float32 forward and of the `stylize` path, with PSNR."""
+    from stylenorm.atomic import check_writable
+
+    check_writable(output)  # before minutes of measuring, not after
     from stylenorm.bench.stylize import run_stylize_benchmark
 
     run_stylize_benchmark(output=output, device=device, repeats=repeats, quick=quick, threads=threads)
@@ -419,6 +435,9 @@ def bench_video(
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
 ) -> None:
     """Warping error (Lai et al. 2018) and strength of --stabilize none/norm/flow on made clips, and frames/s."""
+    from stylenorm.atomic import check_writable
+
+    check_writable(output)  # before minutes of measuring, not after
     from stylenorm.bench.video import run_video_benchmark
     from stylenorm.video import require_av
 
@@ -505,8 +524,10 @@ def serve_cmd(
     max_pixels: int = typer.Option(40_000_000, "--max-pixels", help="Refuse uploads with more pixels (decompression-bomb guard)."),
 ) -> None:
     """A local web page: stylize photos, blend styles, sample the diffusion model, read the model cards."""
+    from stylenorm.devices import check_device
     from stylenorm.serve import serve
 
+    check_device(device)
     serve(host=host, port=port, device=device, max_pixels=max_pixels, echo=typer.echo)
 
 

@@ -34,7 +34,13 @@ def build_config(cls: type[T], config: str | os.PathLike | None, overrides: dict
     values: dict[str, Any] = {}
     if config is not None:
         path = resolve_config(str(config))
-        loaded = yaml.safe_load(path.read_text()) or {}
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+            raise StylenormError(f"config {path} is not valid YAML{at} ({getattr(exc, 'problem', None) or exc}); "
+                                 "fix the file") from None
         if not isinstance(loaded, dict):
             raise StylenormError(f"config {path} must be a mapping of option: value")
         values.update(loaded)

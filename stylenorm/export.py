@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylenorm import __version__
-from stylenorm.atomic import atomic_output
+from stylenorm.atomic import atomic_output, check_writable
 from stylenorm.errors import StylenormError
 from stylenorm.norms import ConditionalNorm
 from stylenorm.style.net import ConvLayer, Norm, TransformerNet, UpsampleConv
@@ -152,6 +152,7 @@ def check_output(output: str | os.PathLike) -> Path:
         raise StylenormError(f"-o {output} is a folder; name the .onnx file to write")
     if output.suffix.lower() != ".onnx":
         raise StylenormError(f"-o {output} should end in .onnx (the file format onnxruntime and other runtimes load)")
+    check_writable(output)
     return output
 
 

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -17,3 +20,21 @@ def user_data_folder(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("stylenorm_home")
     monkeypatch.setenv("STYLENORM_HOME", str(home))
     return home
+
+
+@pytest.fixture()
+def run(monkeypatch, capsys):
+    """cli.main() in this process, as the console script calls it: returns (exit code, stdout, stderr)."""
+    import cli
+
+    def invoke(*args: str) -> subprocess.CompletedProcess:
+        monkeypatch.setattr(sys, "argv", ["stylenorm", *args])
+        code = 0
+        try:
+            cli.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+    return invoke

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,24 +16,6 @@ from stylenorm.style.stylize import StyleChoice, StyleModel, resolve_style
 
 DEMO = Path(__file__).resolve().parents[1] / "stylenorm" / "data" / "demo"
 BLEND = "starry_night:0.6,wave:0.4"
-
-
-@pytest.fixture()
-def run(monkeypatch, capsys):
-    """cli.main() in this process: (exit code, stdout, stderr)."""
-    import cli
-
-    def invoke(*args: str) -> subprocess.CompletedProcess:
-        monkeypatch.setattr(sys, "argv", ["stylenorm", *args])
-        code = 0
-        try:
-            cli.main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out.out, out.err)
-
-    return invoke
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import torch
 from stylenorm.ablation.presets import (
     DEFAULT_BATCH_SIZES, DEFAULT_NORMS, DEFAULT_SEEDS, get_preset, preset_dict, steps_for,
 )
-from stylenorm.atomic import atomic_output
+from stylenorm.atomic import atomic_output, check_writable
 from stylenorm.errors import StylenormError
 from stylenorm.norms import NormSpecError, parse_spec
 
@@ -184,6 +184,7 @@ def run_grid(grid: Grid, out_dir: str | Path, progress: bool = True,
     independent, and small models use one core better than two threads do).
     """
     out_dir = Path(out_dir)
+    check_writable(out_dir, folder=True)
     validate(grid)
     check_settings(out_dir, grid)
     if grid.threads:

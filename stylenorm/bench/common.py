@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from stylenorm.atomic import atomic_output
+from stylenorm.devices import check_device
 from stylenorm.errors import StylenormError
 
 
@@ -27,15 +28,7 @@ def resolve_devices(device: str | None) -> list[torch.device]:
     """The devices to measure on: the one asked for, or CPU plus CUDA when present."""
     if device is None:
         return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    try:
-        chosen = torch.device(device)
-    except RuntimeError as exc:
-        raise StylenormError(f"unknown device {device!r}; use cpu or cuda") from exc
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise StylenormError("device cuda was asked for but no CUDA GPU is visible; use --device cpu")
-    if chosen.type not in ("cpu", "cuda"):
-        raise StylenormError(f"device {device!r} is not supported by the benchmarks; use cpu or cuda")
-    return [chosen]
+    return [check_device(device)]
 
 
 def synchronize(device: torch.device) -> None:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from stylenorm.checkpoints import (
     load_into, load_model, refuse_shipped_output, save_model, shipped_weights, user_weights_dir,
 )
+from stylenorm.errors import StylenormError
 from stylenorm.diffusion.data import DatasetError, load_images, split_holdout
 from stylenorm.training import batch_indices
 
@@ -61,6 +62,13 @@ class ClassifierConfig:
     lr: float = 1e-3
     seed: int = 0
     output: str | None = None  # default: <user data folder>/weights/mnist_classifier.safetensors
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "holdout"):  # the held-out accuracy is the classifier's card
+            if getattr(self, name) < 1:
+                raise StylenormError(f"--{name} {getattr(self, name)} is below 1; pass at least 1")
+        if self.lr <= 0:
+            raise StylenormError(f"--lr {self.lr} must be positive, e.g. 1e-3")
 
 
 def _augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

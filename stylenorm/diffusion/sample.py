@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from stylenorm.atomic import atomic_directory, atomic_output
+from stylenorm.atomic import atomic_directory, atomic_output, check_writable
 from stylenorm.checkpoints import WeightsError, load_into, load_model, shipped_weights
 from stylenorm.diffusion.schedule import Diffusion, guided_denoiser
 from stylenorm.diffusion.unet import UNet, UNetConfig
@@ -154,6 +154,7 @@ def check_output(output: str | os.PathLike) -> None:
     """Refuse an output that is neither an image file nor a folder."""
     if not _is_folder_output(output) and Path(output).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         raise StylenormError(f"output {output} is neither an image file (.png) nor a folder (end it with /); fix -o")
+    check_writable(output, folder=_is_folder_output(output))
 
 
 def save_samples(images: torch.Tensor, output: str | os.PathLike, nrow: int | None = None) -> Path:

@@ -44,6 +44,15 @@ ARCHITECTURE_FIELDS = (
 )
 
 
+def _int_list(value, name: str, example: str) -> tuple[int, ...]:
+    """A tuple of ints from a config list or a comma-separated option."""
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        return tuple(int(v) for v in items if str(v).strip())
+    except (TypeError, ValueError):
+        raise StylenormError(f"{name} must be a comma-separated list of integers such as {example}, got {value!r}") from None
+
+
 @dataclass
 class DiffusionTrainConfig:
     # data
@@ -91,12 +100,21 @@ class DiffusionTrainConfig:
     sample_guidance: float = 2.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.channel_mults, str):
-            self.channel_mults = tuple(int(v) for v in self.channel_mults.split(",") if v.strip())
-        if isinstance(self.attention_resolutions, str):
-            self.attention_resolutions = tuple(int(v) for v in self.attention_resolutions.split(",") if v.strip())
-        self.channel_mults = tuple(self.channel_mults)
-        self.attention_resolutions = tuple(self.attention_resolutions)
+        self.channel_mults = _int_list(self.channel_mults, "channel_mults", "1,2,2")
+        self.attention_resolutions = _int_list(self.attention_resolutions, "attention_resolutions", "7,14")
+        if not self.channel_mults or min(self.channel_mults) < 1:
+            raise StylenormError(f"channel_mults {list(self.channel_mults)} must be positive widths per level, e.g. 1,2,2")
+        sizes = [self.image_size // 2 ** level for level in range(len(self.channel_mults))]
+        stray = sorted(set(self.attention_resolutions) - set(sizes))
+        if stray:
+            raise StylenormError(f"attention_resolutions {stray} are not feature-map sizes of this U-Net; "
+                                 f"its levels are {sizes} px (image {self.image_size}, {len(sizes)} levels)")
+        for name, low, high in (("dropout", 0.0, 1.0), ("ema_decay", 0.0, 1.0), ("cond_drop_prob", 0.0, 1.0)):
+            if not low <= getattr(self, name) < high:
+                raise StylenormError(f"{name} {getattr(self, name)} is outside [{low:g}, {high:g}); e.g. "
+                                     f"{DiffusionTrainConfig.__dataclass_fields__[name].default}")
+        if self.lr <= 0:
+            raise StylenormError(f"lr {self.lr} must be positive, e.g. 2e-4")
         for name in ("steps", "batch_size", "gradient_accumulation_steps", "eval_every", "sample_every",
                      "checkpoint_every", "keep_checkpoints", "image_size"):
             if getattr(self, name) < 1:

@@ -252,7 +252,7 @@ def optimize_many(inputs: list[Path], painting: Path, output: Path | None, vgg: 
                   max_size: int | None, max_pixels: int | None, report: Callable[[str], None], strength: float = 1.0,
                   progress: bool = True) -> int:
     """`stylize --style painting.jpg` over files and folders, like stylize_many; returns the failures."""
-    from stylenorm.style.stylize import _resize, expand_inputs, output_paths
+    from stylenorm.style.stylize import expand_inputs, load_photo, output_paths
 
     files, earlier = expand_inputs(inputs)
     if earlier:
@@ -264,14 +264,7 @@ def optimize_many(inputs: list[Path], painting: Path, output: Path | None, vgg: 
     failures = 0
     for src, dst in zip(files, output_paths(files, inputs, output, painting.stem)):
         try:
-            image = load_image(src, max_pixels)
-            rgb, alpha = image.rgb, image.alpha
-            w, h = image.size
-            if max_size and max(w, h) > max_size:
-                scale = max_size / max(w, h)
-                new = (max(1, round(w * scale)), max(1, round(h * scale)))
-                rgb = _resize(rgb, new, "RGB")
-                alpha = None if alpha is None else _resize(alpha, new, "L")
+            rgb, alpha = load_photo(src, max_size, max_pixels)
             x = to_tensor(rgb)
             y = optimize_image(x, painting, vgg, opts, progress=progress, max_pixels=max_pixels)
             if strength < 1.0:
@@ -279,6 +272,8 @@ def optimize_many(inputs: list[Path], painting: Path, output: Path | None, vgg: 
             save_image(dst, to_uint8(y), alpha)
             report(f"wrote {dst}")
         except StylenormError as exc:
+            if len(files) == 1:
+                raise  # one input: its error is the command's one error line
             failures += 1
             report(f"error: {exc}")
     return failures

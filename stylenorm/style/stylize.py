@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from stylenorm.atomic import check_writable
 from stylenorm.checkpoints import WEIGHTS_DIR, WeightsError, load_into, load_model, user_weights_dir
 from stylenorm.errors import StylenormError
 from stylenorm.norms import parse_spec
@@ -46,6 +47,9 @@ PASS_BYTES_PER_PIXEL = {torch.float32: 1050, torch.bfloat16: 450, torch.float16:
 # at the painting's scale rather than pixel-sized ones (the networks learned their
 # motifs' size in pixels, from the painting at 512 px).
 STYLE_REFERENCE_SIZE = 1024
+# The smallest photo side: the 9x9 input conv reflect-pads by 4 (which needs more than 4 px),
+# and the two stride-2 convs leave a quarter of it for the 3x3 residual convs' padding.
+MIN_PHOTO_SIDE = 16
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Kept in float32 at any precision: the residual blocks amplify the encoder's bf16
@@ -359,17 +363,34 @@ def _resize(arr: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
     return np.array(Image.fromarray(arr, mode).resize(size, Image.LANCZOS))
 
 
-def stylize_file(choice: StyleChoice, src: Path, dst: Path, *, max_size: int | None = None, strength: float = 1.0,
-                 preserve_color: bool = False, style_scale: float = 1.0, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 tile_size: int | None = None, progress: bool = False, precision: str = "fp32") -> Path:
+def check_photo_options(*, max_size: int | None, max_pixels: int | None) -> None:
+    if max_size is not None and max_size < MIN_PHOTO_SIDE:
+        raise StylenormError(f"--max-size {max_size} is below the {MIN_PHOTO_SIDE} px the network needs; pass at least "
+                             f"{MIN_PHOTO_SIDE}")
+    if max_pixels is not None and max_pixels < 0:
+        raise StylenormError(f"--max-pixels {max_pixels} is negative; pass a pixel count, or 0 for no limit")
+
+
+def load_photo(src: Path, max_size: int | None, max_pixels: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(RGB, alpha or None) of a photo, shrunk so that its long side is at most `max_size`."""
     image = load_image(src, max_pixels)
     rgb, alpha = image.rgb, image.alpha
     w, h = image.size
     if max_size and max(w, h) > max_size:
         scale = max_size / max(w, h)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        rgb = _resize(rgb, size, "RGB")
-        alpha = None if alpha is None else _resize(alpha, size, "L")
+        w, h = max(1, round(w * scale)), max(1, round(h * scale))
+        rgb = _resize(rgb, (w, h), "RGB")
+        alpha = None if alpha is None else _resize(alpha, (w, h), "L")
+    if min(w, h) < MIN_PHOTO_SIDE:
+        raise ImageError(f"{src} is {w}x{h} px; the network needs at least {MIN_PHOTO_SIDE} px on each side"
+                         + (" (after --max-size)" if (w, h) != image.size else ""))
+    return rgb, alpha
+
+
+def stylize_file(choice: StyleChoice, src: Path, dst: Path, *, max_size: int | None = None, strength: float = 1.0,
+                 preserve_color: bool = False, style_scale: float = 1.0, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 tile_size: int | None = None, progress: bool = False, precision: str = "fp32") -> Path:
+    rgb, alpha = load_photo(src, max_size, max_pixels)
     y = stylize_tensor(choice, to_tensor(rgb), strength=strength, preserve_color=preserve_color,
                        style_scale=style_scale, tile_size=tile_size, progress=progress, precision=precision)
     return save_image(dst, to_uint8(y), alpha)
@@ -433,6 +454,7 @@ def output_paths(inputs: list[Path], given: list[Path], output: Path | None, lab
         clash = by_path.get(dst.resolve()) or by_file.get(_file_key(dst))
         if clash is not None:
             raise StylenormError(f"the output {dst} would overwrite the input {clash}; pass another -o")
+        check_writable(dst)  # before the first photo is worked on
     return paths
 
 
@@ -460,9 +482,14 @@ def stylize_many(choice: StyleChoice, inputs: list[Path], output: Path | None, *
                 stylize_file(choice, src, dst, **options)
             report(f"wrote {dst}")
         except StylenormError as exc:
+            if len(files) == 1:
+                raise  # one input: its error is the command's one error line
             failures += 1
             report(f"error: {exc}")
         except MemoryError:
             failures += 1
-            report(f"error: {src} does not fit in memory; use --max-size or a smaller --tile-size")
+            message = f"{src} does not fit in memory; use --max-size or a smaller --tile-size"
+            if len(files) == 1:
+                raise StylenormError(message) from None
+            report(f"error: {message}")
     return failures

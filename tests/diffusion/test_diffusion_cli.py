@@ -109,7 +109,7 @@ def test_bad_inputs_give_one_clear_line_and_write_nothing(run_cli, tiny_run: Pat
     _assert_clean_error(run_cli("diffusion", "train", *TINY, "--norm", "layernorm", "-o", out), "unknown norm spec")
     assert not out.exists()
     # a checkpoint trained at 8 px cannot continue at 16 px
-    _assert_clean_error(run_cli("diffusion", "train", *TINY, "--image-size", "16", "--steps", "4",
+    _assert_clean_error(run_cli("diffusion", "train", *TINY, "--image-size", "16", "--attention-resolutions", "8", "--steps", "4",
                                 "--resume", tiny_run, "-o", tiny_run), "image_size=8")
     # weights of another architecture: shapes that do not fit, or not a diffusion model at all
     tensors = {k: torch.zeros(1) for k in ("input_conv.weight", "out_conv.weight")}

@@ -59,7 +59,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path: Path) -> N
 def test_resume_with_another_image_size_or_architecture_is_refused(tmp_path: Path) -> None:
     train(tiny_train_config(tmp_path, steps=2), progress=False)
     with pytest.raises(StylenormError, match="image_size=8"):
-        train(tiny_train_config(tmp_path, steps=4, image_size=12), resume=tmp_path, progress=False)
+        train(tiny_train_config(tmp_path, steps=4, image_size=12, attention_resolutions=(6,)), resume=tmp_path, progress=False)
     with pytest.raises(StylenormError, match="base_channels"):
         train(tiny_train_config(tmp_path, steps=4, base_channels=16), resume=tmp_path, progress=False)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_0000002"]

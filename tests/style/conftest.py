@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,19 +33,3 @@ def tiny_data(tmp_path_factory) -> dict[str, Path]:
     return {"content": content, "style_a": styles[0], "style_b": styles[1]}
 
 
-@pytest.fixture()
-def run(monkeypatch, capsys):
-    """cli.main() in this process, as the console script calls it: returns (exit code, stdout, stderr)."""
-    import cli
-
-    def invoke(*args: str) -> subprocess.CompletedProcess:
-        monkeypatch.setattr(sys, "argv", ["stylenorm", *args])
-        code = 0
-        try:
-            cli.main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out.out, out.err)
-
-    return invoke

@@ -34,3 +34,16 @@ def smooth_photo(h: int, w: int, seed: int) -> np.ndarray:
     small = torch.rand(1, 3, 4, 5, generator=g)
     big = torch.nn.functional.interpolate(small, size=(h, w), mode="bicubic", align_corners=False)
     return (big.clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def two_style_net():
+    """A two-style conditional-IN TransformerNet whose per-style affine rows differ (seed 0)."""
+    from stylenorm.style.net import TransformerNet
+
+    torch.manual_seed(0)
+    net = TransformerNet(num_styles=2)
+    with torch.no_grad():
+        for n, p in net.named_parameters():
+            if ".layer." in n:
+                p.add_(torch.randn_like(p) * 0.3)
+    return net

@@ -12,9 +12,9 @@ from PIL import Image
 from stylenorm.checkpoints import load_model, save_model
 from stylenorm.images import to_tensor
 from stylenorm.style import optimize as opt
-from stylenorm.style.net import TransformerNet, net_config
+from stylenorm.style.net import net_config
 
-from style_testlib import smooth_photo
+from style_testlib import smooth_photo, two_style_net
 
 
 @pytest.fixture()
@@ -139,12 +139,7 @@ def test_a_huge_painting_is_resized_with_a_note(monkeypatch, tmp_path, tiny_vgg,
 @pytest.fixture()
 def base(tmp_path):
     """A two-style conditional-IN network with a card like the shipped one's, at test sizes."""
-    torch.manual_seed(0)
-    net = TransformerNet(num_styles=2)
-    with torch.no_grad():
-        for n, p in net.named_parameters():
-            if ".layer." in n:
-                p.add_(torch.randn_like(p) * 0.3)
+    net = two_style_net()
     card = {**net_config(net), "kind": "style", "styles": ["alpha", "beta"], "style_images": ["a.jpg", "b.jpg"],
             "steps": 1, "image_size": 32, "style_size": 48, "style_scales": [1.0, 0.5],
             "loss_weights": {"content": 1.0, "style": 0.8, "tv": 1.0}}

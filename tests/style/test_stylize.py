@@ -13,17 +13,12 @@ from stylenorm.images import to_tensor
 from stylenorm.style import stylize as sty
 from stylenorm.style.net import TransformerNet, net_config
 
-from style_testlib import smooth_photo
+from style_testlib import smooth_photo, two_style_net
 
 
 @pytest.fixture()
 def weights_dir(tmp_path):
-    torch.manual_seed(0)
-    net = TransformerNet(num_styles=2)
-    with torch.no_grad():
-        for n, p in net.named_parameters():
-            if ".layer." in n:
-                p.add_(torch.randn_like(p) * 0.3)
+    net = two_style_net()
     folder = tmp_path / "weights"
     card = {**net_config(net), "kind": "style", "styles": ["alpha", "beta"], "steps": 1, "image_size": 32}
     save_model(folder / "styles.safetensors", {k: v.half() for k, v in net.state_dict().items()}, card)
