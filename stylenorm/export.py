@@ -130,14 +130,7 @@ class _BakedStylizer(nn.Module):
         n = self.net
         h, w = image.shape[-2], image.shape[-1]
         x = F.pad(image, (0, (-w) % 4, 0, (-h) % 4), mode="reflect")
-        y = F.relu(n.norm1(n.conv1(x), None))
-        y = F.relu(n.norm2(n.conv2(y), None))
-        y = F.relu(n.norm3(n.conv3(y), None))
-        for block in n.res:
-            y = block(y, None)
-        y = F.relu(n.norm4(n.up1(y), None))
-        y = F.relu(n.norm5(n.up2(y), None))
-        return n.to_rgb(y)[..., :h, :w].float().clamp(0, 1)
+        return n.body(x, None)[..., :h, :w].float().clamp(0, 1)
 
 
 def stylizer_module(choice: StyleChoice, half: bool = False) -> nn.Module:

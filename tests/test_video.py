@@ -16,6 +16,16 @@ from stylenorm.errors import StylenormError  # noqa: E402
 from stylenorm.bench.video import write_clip  # noqa: E402
 
 
+
+def _mux_silence(out) -> None:
+    """A short silent AAC track into an open PyAV output container."""
+    s = out.add_stream("aac", rate=16000)
+    s.layout = "mono"
+    chunk = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.float32), format="flt", layout="mono")
+    chunk.sample_rate = 16000
+    out.mux(s.encode(chunk))
+    out.mux(s.encode())
+
 def frames_of(n: int, h: int, w: int, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 255, (h, w, 3)).astype(np.float32)
@@ -120,23 +130,13 @@ def bad_clip(kind: str, folder: Path) -> Path:
     elif kind == "no video stream":
         path = folder / "sound.m4a"
         with av.open(str(path), "w", format="mp4") as out:
-            s = out.add_stream("aac", rate=16000)
-            s.layout = "mono"
-            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.float32), format="flt", layout="mono")
-            chunk.sample_rate = 16000
-            out.mux(s.encode(chunk))
-            out.mux(s.encode())
+            _mux_silence(out)
     elif kind == "zero frames":
         path = folder / "empty.mkv"
         with av.open(str(path), "w") as out:
             v = out.add_stream("libx264", rate=24)
             v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-            s = out.add_stream("aac", rate=16000)
-            s.layout = "mono"
-            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.float32), format="flt", layout="mono")
-            chunk.sample_rate = 16000
-            out.mux(s.encode(chunk))
-            out.mux(s.encode())
+            _mux_silence(out)
     elif kind == "truncated":
         whole = write_clip(folder / "whole.mp4", frames_of(16, 48, 64), rate=24)
         path = folder / "cut.mp4"

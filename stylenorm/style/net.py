@@ -150,6 +150,10 @@ class TransformerNet(nn.Module):
             # Two stride-2 stages need sides divisible by 4 for the output to match the input.
             mode = "reflect" if min(h, w) > max(pad_h, pad_w) else "replicate"
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        return self.body(x, s)[..., :h, :w]
+
+    def body(self, x: torch.Tensor, s) -> torch.Tensor:
+        """The layers, on an input whose sides are multiples of 4 (the ONNX export pads in its graph)."""
         y = F.relu(self.norm1(self.conv1(x), s))
         y = F.relu(self.norm2(self.conv2(y), s))
         y = F.relu(self.norm3(self.conv3(y), s))
@@ -157,8 +161,7 @@ class TransformerNet(nn.Module):
             y = block(y, s)
         y = F.relu(self.norm4(self.up1(y), s))
         y = F.relu(self.norm5(self.up2(y), s))
-        y = self.to_rgb(y)
-        return y[..., :h, :w]
+        return self.to_rgb(y)
 
 
 def net_config(model: TransformerNet) -> dict:
