@@ -252,31 +252,21 @@ def optimize_many(inputs: list[Path], painting: Path, output: Path | None, vgg: 
                   max_size: int | None, max_pixels: int | None, report: Callable[[str], None], strength: float = 1.0,
                   progress: bool = True) -> int:
     """`stylize --style painting.jpg` over files and folders, like stylize_many; returns the failures."""
-    from stylenorm.style.stylize import expand_inputs, load_photo, output_paths
+    from stylenorm.style.stylize import collect_inputs, load_photo, output_paths, process_each
 
-    files, earlier = expand_inputs(inputs)
-    if earlier:
-        report(f"skipped {earlier} earlier stylenorm output(s) in the input folder(s)")
-    if not files:
-        raise ImageError("no images to stylize; pass image files or a folder that holds some")
+    files = collect_inputs(inputs, report)
     # every problem with the painting shows before any photo is worked on
     load_painting(painting, MIN_PAINTING_SIDE, max_pixels=max_pixels, report=report)
-    failures = 0
-    for src, dst in zip(files, output_paths(files, inputs, output, painting.stem)):
-        try:
-            rgb, alpha = load_photo(src, max_size, max_pixels)
-            x = to_tensor(rgb)
-            y = optimize_image(x, painting, vgg, opts, progress=progress, max_pixels=max_pixels)
-            if strength < 1.0:
-                y = strength * y + (1 - strength) * x
-            save_image(dst, to_uint8(y), alpha)
-            report(f"wrote {dst}")
-        except StylenormError as exc:
-            if len(files) == 1:
-                raise  # one input: its error is the command's one error line
-            failures += 1
-            report(f"error: {exc}")
-    return failures
+
+    def work(src: Path, dst: Path) -> None:
+        rgb, alpha = load_photo(src, max_size, max_pixels)
+        x = to_tensor(rgb)
+        y = optimize_image(x, painting, vgg, opts, progress=progress, max_pixels=max_pixels)
+        if strength < 1.0:
+            y = strength * y + (1 - strength) * x
+        save_image(dst, to_uint8(y), alpha)
+
+    return process_each(list(zip(files, output_paths(files, inputs, output, painting.stem))), work, report)
 
 
 def load_loss_network(vgg_weights: str | os.PathLike | None, vgg_format: str = "auto") -> tuple[VGGFeatures, str]:

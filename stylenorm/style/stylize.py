@@ -458,6 +458,35 @@ def output_paths(inputs: list[Path], given: list[Path], output: Path | None, lab
     return paths
 
 
+def collect_inputs(inputs: list[Path], report: Callable[[str], None]) -> list[Path]:
+    """The image files of `inputs` (folders expanded, our own earlier outputs skipped with a note)."""
+    files, earlier = expand_inputs(inputs)
+    if earlier:
+        report(f"skipped {earlier} earlier stylenorm output(s) in the input folder(s)")
+    return files
+
+
+def process_each(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], object],
+                 report: Callable[[str], None]) -> int:
+    """work(src, dst) for every pair; one bad file does not stop the others. Returns the number of failures."""
+    if not pairs:
+        raise ImageError("no images to stylize; pass image files or a folder that holds some")
+    failures = 0
+    for src, dst in pairs:
+        try:
+            try:
+                work(src, dst)
+            except MemoryError:
+                raise StylenormError(f"{src} does not fit in memory; use --max-size or a smaller --tile-size") from None
+            report(f"wrote {dst}")
+        except StylenormError as exc:
+            if len(pairs) == 1:
+                raise  # one input: its error is the command's one error line
+            failures += 1
+            report(f"error: {exc}")
+    return failures
+
+
 def stylize_many(choice: StyleChoice, inputs: list[Path], output: Path | None, *, report: Callable[[str], None],
                  stabilize: str = "flow", frames: bool = False, fps: float | None = None, **options) -> int:
     """Stylize every input; one bad file does not stop the others. Returns the number of failures.
@@ -467,29 +496,12 @@ def stylize_many(choice: StyleChoice, inputs: list[Path], output: Path | None, *
     from stylenorm.style.temporal import clip_output_suffix, is_clip, stylize_video
 
     clips = {p: clip_output_suffix(p, frames) for p in inputs if is_clip(p, frames)}
-    files, earlier = expand_inputs([p for p in inputs if p not in clips])
-    files = list(clips) + files
-    if earlier:
-        report(f"skipped {earlier} earlier stylenorm output(s) in the input folder(s)")
-    if not files:
-        raise ImageError("no images to stylize; pass image files or a folder that holds some")
-    failures = 0
-    for src, dst in zip(files, output_paths(files, inputs, output, choice.label, clips)):
-        try:
-            if src in clips:
-                stylize_video(choice, src, dst, stabilize=stabilize, fps=fps, **options)
-            else:
-                stylize_file(choice, src, dst, **options)
-            report(f"wrote {dst}")
-        except StylenormError as exc:
-            if len(files) == 1:
-                raise  # one input: its error is the command's one error line
-            failures += 1
-            report(f"error: {exc}")
-        except MemoryError:
-            failures += 1
-            message = f"{src} does not fit in memory; use --max-size or a smaller --tile-size"
-            if len(files) == 1:
-                raise StylenormError(message) from None
-            report(f"error: {message}")
-    return failures
+    files = list(clips) + collect_inputs([p for p in inputs if p not in clips], report)
+
+    def work(src: Path, dst: Path) -> None:
+        if src in clips:
+            stylize_video(choice, src, dst, stabilize=stabilize, fps=fps, **options)
+        else:
+            stylize_file(choice, src, dst, **options)
+
+    return process_each(list(zip(files, output_paths(files, inputs, output, choice.label, clips))), work, report)

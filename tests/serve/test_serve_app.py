@@ -17,15 +17,12 @@ from stylenorm.images import load_image
 from stylenorm.serve.app import ServeConfig, StyleOptions, blend_text, model_cards, sample_grid, style_names, stylize_upload
 from stylenorm.style.stylize import list_shipped_styles, resolve_style, stylize_file
 
-DEMO = Path(__file__).resolve().parents[2] / "stylenorm" / "data" / "demo"
+from serve_testlib import demo_cat
 
 
 @pytest.fixture()
 def photo(tmp_path) -> Path:
-    path = tmp_path / "cat.png"
-    with Image.open(DEMO / "chelsea.png") as img:
-        img.convert("RGB").resize((61, 41)).save(path)  # sides not divisible by 4
-    return path
+    return demo_cat(tmp_path, (61, 41))  # sides not divisible by 4
 
 
 @pytest.fixture()

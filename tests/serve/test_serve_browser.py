@@ -24,12 +24,13 @@ from stylenorm.style.stylize import resolve_style, stylize_file
 playwright_api = pytest.importorskip("playwright.sync_api")
 if importlib.util.find_spec("gradio") is None:  # not imported here: launch() sets its temp folder first
     pytest.skip("gradio is not installed", allow_module_level=True)
-DEMO = Path(__file__).resolve().parents[2] / "stylenorm" / "data" / "demo"
 CHROMIUM = os.environ.get("STYLENORM_CHROMIUM") or next(
     (found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None)
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")]
 expect = playwright_api.expect
 RESULT_TIMEOUT_MS = 120_000  # a stylized photo on a busy 2-core machine
+
+from serve_testlib import DEMO, demo_cat
 
 
 def _free_port() -> int:
@@ -69,10 +70,7 @@ def page(browser, server):
 
 @pytest.fixture()
 def photo(tmp_path) -> Path:
-    path = tmp_path / "cat.png"
-    with Image.open(DEMO / "chelsea.png") as img:
-        img.convert("RGB").resize((122, 81)).save(path)  # sides not divisible by 4
-    return path
+    return demo_cat(tmp_path, (122, 81))  # sides not divisible by 4
 
 
 def _upload(page, path: Path) -> None:
