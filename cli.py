@@ -10,6 +10,7 @@ import typer
 
 from stylenorm import __version__
 from stylenorm.errors import StylenormError
+from stylenorm.norm_specs import SPEC_HELP
 
 app = typer.Typer(
     help="Fast neural style transfer and small diffusion models on one normalization backend.",
@@ -61,7 +62,7 @@ def train_style_cmd(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Weights file to write."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Checkpoints and previews (default runs/style/<name>)."),
     config: Optional[str] = typer.Option(None, "--config", help="Preset in configs/ or a YAML file."),
-    norm: Optional[str] = typer.Option(None, help="Norm spec (in, gn, bn, ln, rms, ...)."),
+    norm: Optional[str] = typer.Option(None, help=f"Norm spec: {SPEC_HELP}."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Square training crop size."),
     style_size: Optional[int] = typer.Option(None, "--style-size", help="Longest side of the style images."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Photos per style per step."),
@@ -243,7 +244,7 @@ def diffusion_train(
     attention_resolutions: Optional[str] = typer.Option(None, help="Feature-map sizes with self-attention, e.g. 7,14."),
     num_heads: Optional[int] = typer.Option(None, help="Attention heads."),
     dropout: Optional[float] = typer.Option(None, help="Dropout in residual blocks."),
-    norm: Optional[str] = typer.Option(None, help="Norm spec for every layer: gn (default), gn8, ln, in, bn, rms, prms, none."),
+    norm: Optional[str] = typer.Option(None, help=f"Norm spec for every layer (default gn): {SPEC_HELP}."),
     class_conditional: Optional[bool] = typer.Option(None, "--class-conditional/--unconditional", help="Use the dataset labels."),
     cond_drop_prob: Optional[float] = typer.Option(None, help="Share of labels dropped to the null label (for guidance)."),
     schedule: Optional[str] = typer.Option(None, help="Beta schedule: cosine or linear."),

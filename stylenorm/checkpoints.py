@@ -1,7 +1,9 @@
 """Model weights as safetensors plus a JSON model card; training state for --resume.
 
 A model is two files: `<name>.safetensors` (the tensors; the card is repeated in
-its metadata under "card") and `<name>.json` (the card, for people). Training
+its metadata under "card") and `<name>.json` (the card, for people). Every card
+starts with one header (`model_card`); `read_card` is the one reader and
+`export_model` the one writer of trained weights (with the one float16 policy). Training
 state is a directory holding the model, the EMA copy, and `state.pt` with the
 optimizer, scheduler, RNG states and step; `state.pt` holds only tensors and plain
 Python values and is read with `torch.load(weights_only=True)`.
@@ -9,8 +11,10 @@ Python values and is read with `torch.load(weights_only=True)`.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,27 @@ def card_path(weights_path: str | os.PathLike) -> Path:
     return Path(weights_path).with_suffix(".json")
 
 
+def utc_now() -> str:
+    """The one date format of cards: UTC, ISO 8601, to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def model_card(*, kind: str, architecture: str, model_config: dict[str, Any], norm: str, data: Any,
+               training: dict[str, Any], **facts: Any) -> dict[str, Any]:
+    """The one card layout: a header every trained model has, then the facts of its kind.
+
+    kind: style, diffusion, classifier, classification; architecture and model_config: the
+    class and the constructor options that rebuild it; norm: the norm spec of its layers;
+    data: what it was trained on; training: how (steps, seed, lr, device, ...).
+    """
+    header = {"kind": kind, "architecture": architecture, "model_config": model_config, "norm": norm,
+              "data": data, "training": training, "date": utc_now()}
+    clash = sorted(header.keys() & facts.keys())
+    if clash:
+        raise ValueError(f"card facts {clash} are header fields; pass them as such")
+    return {**header, **facts}
+
+
 def save_model(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], card: dict[str, Any]) -> Path:
     """Write `path` (.safetensors) and its JSON card beside it, each atomically."""
     path = Path(path).with_suffix(".safetensors")
@@ -44,6 +69,14 @@ def save_model(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], car
     return path
 
 
+def export_model(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], card: dict[str, Any],
+                 half: bool = False) -> Path:
+    """Trained weights as shipped: floating-point tensors as float16 when `half` (half the size,
+    the same pictures), integer buffers as they are; the card records the dtype."""
+    tensors = {k: (v.half() if half and v.dtype.is_floating_point else v) for k, v in state_dict.items()}
+    return save_model(path, tensors, {**card, "dtype": "float16" if half else "float32"})
+
+
 def _looks_like_pickle(head: bytes) -> bool:
     # torch.save writes a zip archive (PK) or, in the legacy format, a raw pickle (0x80).
     # A safetensors file starts with its 8-byte header length, whose first byte can be
@@ -53,8 +86,27 @@ def _looks_like_pickle(head: bytes) -> bool:
     return head.startswith(b"PK") or head[:1] == b"\x80"
 
 
+def read_card(path: str | os.PathLike) -> dict[str, Any]:
+    """A weights file's card: the copy in its safetensors metadata (written with the tensors, so
+    it describes them), else the JSON beside it; {} when neither can be read (load_model explains)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        if CARD_KEY in metadata:
+            return json.loads(metadata[CARD_KEY])
+    except (SafetensorError, OSError, ValueError):
+        pass
+    try:
+        return json.loads(card_path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def load_model(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a safetensors model and its card. Never unpickles anything."""
+    """Read a safetensors model and its card (read_card). Never unpickles anything."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
@@ -67,18 +119,9 @@ def load_model(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[s
         )
     try:
         tensors = load_file(str(path))
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path} is not a readable safetensors file ({exc})") from None
-    card: dict[str, Any] = {}
-    if CARD_KEY in metadata:
-        card = json.loads(metadata[CARD_KEY])
-    elif card_path(path).is_file():
-        card = json.loads(card_path(path).read_text())
-    return tensors, card
+    return tensors, read_card(path)
 
 
 def load_into(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str | os.PathLike) -> None:
@@ -119,6 +162,16 @@ def load_training_state(directory: str | os.PathLike) -> tuple[dict, dict | None
     ema = load_file(str(ema_file)) if ema_file.is_file() else None
     state = torch.load(directory / "state.pt", weights_only=True, map_location="cpu")
     return model, ema, state
+
+
+def checkpoint_dir(run_dir: str | os.PathLike, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"step_{step:07d}"
+
+
+def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:
+    """Keep the newest `keep` (at least one) checkpoints of a run."""
+    for old in sorted((Path(run_dir) / "checkpoints").glob("step_*"))[:-max(1, keep)]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def latest_checkpoint(run_or_checkpoint: str | os.PathLike) -> Path:

@@ -1,6 +1,7 @@
 """The normalization backend: every norm layer in stylenorm comes from here.
 
-A *spec* is a short string that names a normalization and carries its parameters:
+A *spec* is a short string that names a normalization and carries its parameters
+(the grammar and the table of kinds, `NORM_KINDS`, are in `stylenorm.norm_specs`):
 
     bn       BatchNorm (batch statistics in training, running averages in eval;
              synchronised across processes in distributed training)
@@ -22,9 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 
 import torch
@@ -32,53 +31,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylenorm.errors import StylenormError
-
-DEFAULT_GROUPS = 32
-DEFAULT_PRMS_PERCENT = 6.25
-
-SPEC_HELP = "bn, ln, in, gn, gnG (e.g. gn8), rms, prms, prmsP (e.g. prms25), none"
-
-
-class NormSpecError(StylenormError, ValueError):
-    """A norm spec that does not name a normalization, or does not fit the layer."""
+from stylenorm.norm_specs import (  # noqa: F401  (the backend's spec half, re-exported)
+    DEFAULT_GROUPS, DEFAULT_PRMS_PERCENT, DEFAULT_SPECS, NORM_KINDS, SPEC_HELP, NormKind, NormSpec, NormSpecError,
+    default_groups, norm_kind, parse_spec,
+)
 
 
 class NormInputError(StylenormError, ValueError):
     """An input a norm cannot normalise (wrong shape, one value per channel for bn)."""
-
-
-@dataclass(frozen=True)
-class NormSpec:
-    kind: str  # one of bn, ln, in, gn, rms, prms, none
-    groups: int | None = None  # gn: explicit group count, None = default rule
-    percent: float | None = None  # prms: share of each sample used for the RMS
-
-
-_SPEC_PATTERN = re.compile(r"^(bn|ln|in|none|rms|gn(\d+)?|prms(\d+(?:\.\d+)?)?)$")
-
-
-def parse_spec(spec: str) -> NormSpec:
-    """Parse a spec string, raising NormSpecError with the list of valid specs."""
-    text = spec.strip().lower() if isinstance(spec, str) else ""
-    match = _SPEC_PATTERN.match(text)
-    if not match:
-        raise NormSpecError(f"unknown norm spec {spec!r}; valid specs: {SPEC_HELP}")
-    if text.startswith("gn"):
-        groups = int(match.group(2)) if match.group(2) else None
-        if groups is not None and groups < 1:
-            raise NormSpecError(f"norm spec {spec!r}: the group count must be at least 1")
-        return NormSpec("gn", groups=groups)
-    if text.startswith("prms"):
-        percent = float(match.group(3)) if match.group(3) else DEFAULT_PRMS_PERCENT
-        if not 0 < percent <= 100:
-            raise NormSpecError(f"norm spec {spec!r}: the percentage must be in (0, 100]")
-        return NormSpec("prms", percent=percent)
-    return NormSpec(text)
-
-
-def default_groups(num_channels: int, max_groups: int = DEFAULT_GROUPS) -> int:
-    """The group count plain `gn` uses: max_groups, or its largest divisor of C below it."""
-    return max(g for g in range(1, min(max_groups, num_channels) + 1) if num_channels % g == 0)
 
 
 def _channel_shape(x: torch.Tensor) -> tuple[int, ...]:
@@ -239,11 +199,16 @@ class InstanceNorm(nn.modules.instancenorm._InstanceNorm):
             )
         _check_feature_map(x, self.num_features, "InstanceNorm")
 
+    @property
+    def runs_as_group_norm(self) -> bool:
+        """Per-frame statistics and no running averages: then this layer is GroupNorm with G = C."""
+        return self.temporal is None and not self.track_running_stats
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
         if self.temporal is not None:
             return self.temporal.normalize(x, self.weight, self.bias, self.eps)
-        if not self.track_running_stats:
+        if self.runs_as_group_norm:
             # InstanceNorm is GroupNorm with one channel per group (the seeds'
             # continuum), and torch's group_norm kernel is ~5x faster than its
             # instance_norm on CPU (docs/bench/norms_cpu.md) with the same result.
@@ -426,7 +391,7 @@ def make_norm(
             track_running_stats=track_running_stats,
         )
     if parsed.kind == "gn":
-        groups = parsed.groups or default_groups(num_channels)
+        groups = norm_kind(parsed).groups(parsed, num_channels)
         if num_channels % groups:
             raise NormSpecError(
                 f"norm spec {spec!r}: {groups} groups do not divide {num_channels} channels; "
@@ -445,8 +410,9 @@ class FiLM(nn.Module):
 
     The projection from the conditioning vector is zero-initialised, so a new
     block starts as plain normalization (the identity modulation), as in
-    diffusers' `scale_shift` ResNet blocks and improved-diffusion. With a
-    GroupNorm spec and act="silu" the three steps run as one fused operation
+    diffusers' `scale_shift` ResNet blocks and improved-diffusion. With a spec
+    that is a GroupNorm (gn, and ln and in as G = 1 and G = C) and act="silu"
+    the three steps run as one fused operation
     (`stylenorm.kernels.group_norm_film_silu`) unless `fused=False`.
     """
 
@@ -456,19 +422,28 @@ class FiLM(nn.Module):
         if act not in (None, "silu"):
             raise NormSpecError(f"FiLM activation {act!r} is not supported; use None or 'silu'")
         self.norm = make_norm(spec, num_channels, **norm_options)
+        parsed = parse_spec(spec)
+        group_rule = norm_kind(parsed).groups
+        self.groups = group_rule(parsed, num_channels) if group_rule else None  # as a GroupNorm, if it is one
         self.act = act
         self.fused = fused
         self.proj = nn.Linear(cond_dim, 2 * num_channels)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
+    def _runs_fused(self, x: torch.Tensor) -> bool:
+        if not (self.fused and self.act == "silu" and self.groups is not None and x.dim() > 2):
+            return False
+        # an InstanceNorm in its temporal mode or with running averages is no GroupNorm
+        return not isinstance(self.norm, InstanceNorm) or self.norm.runs_as_group_norm
+
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         scale, shift = self.proj(cond).chunk(2, dim=1)
-        if self.fused and self.act == "silu" and isinstance(self.norm, nn.GroupNorm) and x.dim() > 2:
+        if self._runs_fused(x):
             from stylenorm.kernels import group_norm_film_silu
 
             return group_norm_film_silu(
-                x, self.norm.num_groups, self.norm.weight, self.norm.bias,
+                x, self.groups, self.norm.weight, self.norm.bias,
                 scale.to(x.dtype), shift.to(x.dtype), self.norm.eps,
             )
         shape = scale.shape + (1,) * (x.dim() - 2)
@@ -502,6 +477,23 @@ class ConditionalNorm(nn.Module):
             gamma, beta = mix @ self.weight, mix @ self.bias
         shape = gamma.shape + (1,) * (x.dim() - 2)
         return self.norm(x) * gamma.view(shape).to(x.dtype) + beta.view(shape).to(x.dtype)
+
+
+def layer_kind(module: nn.Module) -> NormKind | None:
+    """The kind of a normalization layer (this backend's or torch's), None for any other module."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):  # torch's SyncBatchNorm too
+        return NORM_KINDS["bn"]
+    if isinstance(module, nn.modules.instancenorm._InstanceNorm):
+        return NORM_KINDS["in"]
+    if isinstance(module, nn.GroupNorm):
+        return NORM_KINDS["gn"]
+    if isinstance(module, (LayerNorm, nn.LayerNorm)):
+        return NORM_KINDS["ln"]
+    if isinstance(module, RMSNorm):
+        return NORM_KINDS["rms" if module.percent >= 100 else "prms"]
+    if isinstance(module, nn.RMSNorm):
+        return NORM_KINDS["rms"]
+    return None
 
 
 def group_counts(model: nn.Module) -> dict[str, int]:

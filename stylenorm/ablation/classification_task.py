@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ from torch import nn
 from stylenorm.ablation.presets import ClassificationPreset, lr_for, steps_for
 from stylenorm.errors import StylenormError
 from stylenorm.diffusion.data import ImageData, load_images, split_holdout
-from stylenorm.norms import make_norm, parse_spec
-from stylenorm.training import batch_indices, check_finite
+from stylenorm.norms import make_norm, norm_kind
+from stylenorm.training import FitConfig, TrainingTask, fit
 
 TEST_SEED = 0  # one test split for every run and seed
 EVAL_BATCH = 500
@@ -93,53 +94,93 @@ def load_split(preset: ClassificationPreset) -> tuple[ImageData, ImageData]:
     return train, held
 
 
+class ClassificationTask(TrainingTask):
+    """One norm at one batch size, under the preset's epochs and linearly scaled learning rate."""
+
+    kind = "classification"
+
+    def __init__(self, preset: ClassificationPreset, norm: str, batch_size: int, seed: int, lr_scale: float = 1.0) -> None:
+        self.preset, self.norm, self.seed = preset, norm, seed
+        self._batch_size = batch_size
+        self.lr = lr_for(preset, batch_size) * lr_scale
+        self.steps = steps_for(preset, batch_size)
+        self.per_epoch = preset.images // batch_size  # load_split checks that the split has preset.images
+
+    def config_dict(self) -> dict[str, Any]:
+        return {"preset": asdict(self.preset), "norm": self.norm, "batch_size": self._batch_size, "seed": self.seed}
+
+    def resume_facts(self, config: dict[str, Any]) -> dict[str, Any]:
+        return {k: config[k] for k in ("norm", "batch_size", "seed") if k in config} | (
+            {"width": config["preset"]["width"]} if "preset" in config else {})
+
+    def setup(self, device: torch.device, world: int) -> None:
+        self.device = device
+        self.train, self.held = load_split(self.preset)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.train.images)
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    def build_model(self, resuming: bool) -> ResNetClassifier:
+        return ResNetClassifier(self.norm, self.preset.width, self.train.num_classes)
+
+    def make_optimizer(self, model, lr):
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=self.preset.weight_decay,
+                                    nesterov=True)
+        steps, warmup = self.steps, max(1, int(self.preset.warmup_epochs * self.per_epoch))
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
+            1 + torch.cos(torch.tensor(torch.pi * min(s, steps) / steps)).item()))
+
+    def training_step(self, model, indices, micro_step):
+        return {"loss": F.cross_entropy(model(self.train.images[indices].to(self.device)),
+                                        self.train.labels[indices].to(self.device))}
+
+    def evaluate(self, model, step):
+        model.eval()
+        return {"test_error": test_error(model, self.held)}
+
+    def card(self, model, step, history, smoothed):
+        return {"architecture": "ResNetClassifier", "model_config": {"norm": self.norm, "width": self.preset.width},
+                "norm": self.norm, "data": f"mnist5k: {len(self.train.images)} training digits",
+                "training": {"batch_size": self._batch_size}}
+
+
+def fit_config(task: ClassificationTask, threads: int | None = None, **options: Any) -> FitConfig:
+    """The loop's options for `task`: its budget, a test score after every epoch, on the CPU."""
+    return FitConfig(steps=task.steps, lr=task.lr, seed=task.seed, eval_every=task.per_epoch, threads=threads,
+                     cpu=True, progress=False, **options)
+
+
 def run_classification(preset: ClassificationPreset, norm: str, batch_size: int, seed: int, run_dir: Path,
                        lr_scale: float = 1.0, threads: int | None = None) -> dict[str, Any]:
     """Train for the preset's epochs and score the test split after every epoch."""
     del run_dir  # nothing but the result is kept: the model is seconds to retrain
-    if threads:
-        torch.set_num_threads(threads)
-    train, held = load_split(preset)
-    torch.manual_seed(seed)
-    model = ResNetClassifier(norm, preset.width, train.num_classes)
-    lr = lr_for(preset, batch_size) * lr_scale
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=preset.weight_decay,
-                                nesterov=True)
-    per_epoch = len(train.images) // batch_size
-    steps = steps_for(preset, batch_size)
-    warmup = max(1, int(preset.warmup_epochs * per_epoch))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
-        1 + torch.cos(torch.tensor(torch.pi * min(s, steps) / steps)).item()))
-    curve, losses = [], []
+    task = ClassificationTask(preset, norm, batch_size, seed, lr_scale)
     started = time.perf_counter()
-    for step in range(steps):
-        model.train()
-        idx = batch_indices(len(train.images), batch_size, step, seed)
-        loss = F.cross_entropy(model(train.images[idx]), train.labels[idx])
-        check_finite(loss, step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-        if (step + 1) % per_epoch == 0:
-            model.eval()
-            curve.append([(step + 1) // per_epoch, test_error(model, held), sum(losses[-per_epoch:]) / per_epoch])
+    trained = fit(task, fit_config(task, threads))
     seconds = time.perf_counter() - started
-    model.eval()
+    per_epoch, steps = task.per_epoch, task.steps
+    losses = [h["loss"] for h in trained.history if "loss" in h]
+    curve = [(h["step"] // per_epoch, h["test_error"], sum(losses[h["step"] - per_epoch:h["step"]]) / per_epoch)
+             for h in trained.history if "test_error" in h and h["step"] % per_epoch == 0]
+    model = trained.model.eval()
     result: dict[str, Any] = {
-        "steps": steps, "epochs": preset.epochs, "images": steps * batch_size, "lr": lr,
-        "test_error": test_error(model, held), "train_loss": curve[-1][2],
+        "steps": steps, "epochs": preset.epochs, "images": steps * batch_size, "lr": task.lr,
+        "test_error": test_error(model, task.held), "train_loss": curve[-1][2],
         "images_per_s": steps * batch_size / seconds,
         "error_curve": [[epoch, error] for epoch, error, _ in curve],  # test error after each epoch
         "loss_curve": [[epoch * per_epoch * batch_size, loss] for epoch, _, loss in curve],
     }
-    if parse_spec(norm).kind == "bn":
+    if norm_kind(norm).batch_statistics:
         # The same test images normalised with batch statistics, in batches of the training size.
         in_train_mode = copy.deepcopy(model).train()
         for module in in_train_mode.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.momentum = 0.0  # score without moving the running averages
-        result["bn_train_mode_error"] = test_error(in_train_mode, held, batch_size)
+        result["bn_train_mode_error"] = test_error(in_train_mode, task.held, batch_size)
         result["bn_eval_mode_error"] = result["test_error"]
     return result

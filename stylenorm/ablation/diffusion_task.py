@@ -24,7 +24,7 @@ from stylenorm.diffusion.schedule import Diffusion
 from stylenorm.diffusion.train import DiffusionTrainConfig, train
 from stylenorm.diffusion.unet import UNet
 from stylenorm.metrics import frechet_distance
-from stylenorm.norms import parse_spec
+from stylenorm.norms import norm_kind
 
 HOLDOUT_SEED = 0  # one held-out set for every run and seed
 TRAIN_MODE_EVAL_IMAGES = 100  # BatchNorm's train-mode score uses batches of the training size: keep it cheap
@@ -92,7 +92,7 @@ def run_diffusion(preset: DiffusionPreset, norm: str, batch_size: int, seed: int
         "steps": config.steps, "lr": config.lr, "images": config.steps * batch_size,
         "heldout_loss": heldout_loss_over_t(loaded.model, loaded.diffusion, held, preset.eval_timesteps, 250, device),
     }
-    if parse_spec(norm).kind == "bn":
+    if norm_kind(norm).batch_statistics:
         # The same images scored with batch statistics (train mode, batches of the training
         # size) and with the running averages that inference uses (eval mode).
         n = max(batch_size, TRAIN_MODE_EVAL_IMAGES // batch_size * batch_size)  # whole batches only

@@ -14,6 +14,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from stylenorm.errors import StylenormError
+from stylenorm.norm_specs import DEFAULT_SPECS
 
 REFERENCE_BATCH = 8
 
@@ -59,7 +60,9 @@ class ClassificationPreset:
     weight_decay: float
 
 
-PRESETS: dict[str, dict[str, DiffusionPreset | StylePreset | ClassificationPreset]] = {
+Preset = DiffusionPreset | StylePreset | ClassificationPreset
+
+PRESETS: dict[str, dict[str, Preset]] = {
     "diffusion": {
         "small": DiffusionPreset(images=1024, base_channels=16, channel_mults=(1, 2, 2), num_res_blocks=1, lr=2e-3,
                                  holdout=256, eval_timesteps=4, fid_samples=256, sample_steps=10, guidance=1.0),
@@ -80,7 +83,7 @@ PRESETS: dict[str, dict[str, DiffusionPreset | StylePreset | ClassificationPrese
     },
 }
 
-DEFAULT_NORMS = ("bn", "ln", "in", "gn", "gn8", "rms", "prms", "none")
+DEFAULT_NORMS = DEFAULT_SPECS
 DEFAULT_BATCH_SIZES = (2, 8, 32)
 DEFAULT_SEEDS = (0, 1)
 
@@ -102,7 +105,7 @@ GRID_DEFAULTS = {
 }
 
 
-def get_preset(task: str, name: str) -> DiffusionPreset | StylePreset | ClassificationPreset:
+def get_preset(task: str, name: str) -> Preset:
     if task not in PRESETS:
         raise StylenormError(f"unknown ablation task {task!r}; use {', '.join(PRESETS)}")
     if name not in PRESETS[task]:
@@ -110,17 +113,17 @@ def get_preset(task: str, name: str) -> DiffusionPreset | StylePreset | Classifi
     return PRESETS[task][name]
 
 
-def preset_dict(preset: DiffusionPreset | StylePreset) -> dict:
+def preset_dict(preset: Preset) -> dict:
     data = asdict(preset)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
 
-def steps_for(preset: DiffusionPreset | StylePreset | ClassificationPreset, batch_size: int) -> int:
+def steps_for(preset: Preset, batch_size: int) -> int:
     epochs = getattr(preset, "epochs", 1)  # the other tasks' budgets are one pass over `images`
     return max(1, epochs * (preset.images // batch_size))
 
 
-def lr_for(preset: DiffusionPreset | StylePreset | ClassificationPreset, batch_size: int) -> float:
+def lr_for(preset: Preset, batch_size: int) -> float:
     if isinstance(preset, ClassificationPreset):  # SGD: the GroupNorm paper's linear scaling rule
         return preset.lr * batch_size / preset.reference_batch
     return preset.lr * math.sqrt(batch_size / REFERENCE_BATCH)

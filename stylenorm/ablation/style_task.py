@@ -19,7 +19,7 @@ from stylenorm.images import save_image, to_uint8
 from stylenorm.style.loss import LossWeights, PerceptualLoss, load_vgg
 from stylenorm.style.net import TransformerNet
 from stylenorm.style.train import ContentPhotos, StyleTrainConfig, center_crop, load_style_image, train_style
-from stylenorm.norms import parse_spec
+from stylenorm.norms import norm_kind
 
 
 @torch.no_grad()
@@ -66,7 +66,7 @@ def run_style(preset: StylePreset, norm: str, batch_size: int, seed: int, run_di
         "heldout_content": scores["content"], "heldout_style": scores["style"],
         "heldout_loss": cfg.content_weight * scores["content"] + cfg.style_weight * scores["style"],
     }
-    if parse_spec(norm).kind == "bn":
+    if norm_kind(norm).batch_statistics:
         train_mode = heldout_losses(copy.deepcopy(net).train(), loss_fn, photos, batch_size)
         result["bn_train_mode_loss"] = cfg.content_weight * train_mode["content"] + cfg.style_weight * train_mode["style"]
         result["bn_eval_mode_loss"] = result["heldout_loss"]

@@ -19,9 +19,9 @@ from tqdm import tqdm
 
 from stylenorm.bench.common import gigabytes_per_second, interleaved_medians_ms, resolve_devices, write_report
 from stylenorm.errors import StylenormError
-from stylenorm.norms import default_groups, make_norm, parse_spec
+from stylenorm.norms import DEFAULT_SPECS, default_groups, make_norm, parse_spec
 
-SPECS = ("bn", "ln", "in", "gn", "gn8", "rms", "prms", "none")
+SPECS = DEFAULT_SPECS
 SHAPES = {
     "style net": (4, 128, 64, 64),
     "U-Net": (8, 256, 32, 32),

@@ -8,22 +8,19 @@ FID, at a scale that fits digits.
 
 from __future__ import annotations
 
-import datetime
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
-from stylenorm.checkpoints import (
-    load_into, load_model, refuse_shipped_output, save_model, shipped_weights, user_weights_dir,
-)
+from stylenorm.checkpoints import load_into, load_model, refuse_shipped_output, shipped_weights, user_weights_dir
 from stylenorm.errors import StylenormError
 from stylenorm.diffusion.data import DatasetError, load_images, split_holdout
-from stylenorm.training import batch_indices
+from stylenorm.training import FitConfig, TrainingTask, fit
 
 FEATURE_DIM = 128
 IMAGE_SIZE = 28
@@ -62,6 +59,9 @@ class ClassifierConfig:
     lr: float = 1e-3
     seed: int = 0
     output: str | None = None  # default: <user data folder>/weights/mnist_classifier.safetensors
+    run_dir: str | None = None  # checkpoints; None: none are written (the training takes a minute)
+    checkpoint_every: int = 0
+    resume: str | None = None  # a checkpoint, or a run_dir holding checkpoints/step_*
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "holdout"):  # the held-out accuracy is the classifier's card
@@ -88,41 +88,86 @@ def accuracy(model: DigitClassifier, images: torch.Tensor, labels: torch.Tensor,
     return correct / len(images)
 
 
+# options that are where files go, not how the model was made: never in a shipped card
+LOCAL_OPTIONS = ("output", "run_dir", "resume", "checkpoint_every")
+
+
+class ClassifierTask(TrainingTask):
+    kind = "classifier"
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        self.config = config
+
+    def config_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self.config).items() if k not in LOCAL_OPTIONS}
+
+    def resume_facts(self, config: dict[str, Any]) -> dict[str, Any]:
+        return {k: config[k] for k in ("data", "holdout", "seed", "batch_size") if k in config}
+
+    def setup(self, device: torch.device, world: int) -> None:
+        self.device = device
+        data = load_images(self.config.data, IMAGE_SIZE, 1)
+        if data.labels is None:
+            raise DatasetError(f"{self.config.data} has no labels; the classifier needs a labelled digit set such as mnist5k")
+        self.source, self.num_classes = data.source, data.num_classes
+        self.train, self.held = split_holdout(data, self.config.holdout, self.config.seed)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.train.images)
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.batch_size
+
+    def build_model(self, resuming: bool) -> DigitClassifier:
+        # the shifts' own stream, created where the model is (after the seed), saved in checkpoints
+        self.augment_rng = torch.Generator().manual_seed(self.config.seed)
+        return DigitClassifier(self.num_classes)
+
+    def make_optimizer(self, model, lr):
+        steps = self.config.steps
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
+
+    def training_step(self, model, indices, micro_step):
+        images = _augment(self.train.images[indices], self.augment_rng).to(self.device)
+        return {"loss": F.cross_entropy(model(images), self.train.labels[indices].to(self.device))}
+
+    def evaluate(self, model, step):
+        if self.held is None:
+            return {}
+        return {"held_out_accuracy": accuracy(model, self.held.images.to(self.device), self.held.labels.to(self.device))}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"augment_rng": self.augment_rng.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "augment_rng" in state:
+            self.augment_rng.set_state(state["augment_rng"])
+
+    def card(self, model, step, history, smoothed):
+        scores = [h["held_out_accuracy"] for h in history if "held_out_accuracy" in h]
+        return {
+            "architecture": "DigitClassifier", "model_config": {"num_classes": self.num_classes}, "norm": "none",
+            "data": self.source, "training": {"batch_size": self.config.batch_size},
+            "purpose": "feature space (128-d) for the Fréchet distance of generated digits",
+            "held_out_accuracy": scores[-1] if scores else None,
+            "config": self.config_dict(),
+        }
+
+
 def train_digit_classifier(config: ClassifierConfig) -> tuple[Path, float]:
     """Train, evaluate on the held-out split, and save weights plus card. Returns (path, accuracy)."""
     output = Path(config.output) if config.output else user_weights_dir() / "mnist_classifier.safetensors"
     refuse_shipped_output(output)  # checked before training, so a run never ends in a refusal
-    torch.manual_seed(config.seed)
-    data = load_images(config.data, IMAGE_SIZE, 1)
-    if data.labels is None:
-        raise DatasetError(f"{config.data} has no labels; the classifier needs a labelled digit set such as mnist5k")
-    train, held = split_holdout(data, config.holdout, config.seed)
-    model = DigitClassifier(data.num_classes)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps)))
-    generator = torch.Generator().manual_seed(config.seed)
-    progress = tqdm(range(config.steps), desc="classifier", unit="step")
-    for step in progress:
-        model.train()
-        idx = batch_indices(len(train.images), config.batch_size, step, config.seed)
-        loss = F.cross_entropy(model(_augment(train.images[idx], generator)), train.labels[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        progress.set_postfix(loss=f"{loss.item():.3f}")
-    held_accuracy = accuracy(model, held.images, held.labels) if held is not None else float("nan")
-    card = {
-        "model": "DigitClassifier",
-        "purpose": "feature space (128-d) for the Fréchet distance of generated digits",
-        "held_out_accuracy": held_accuracy,
-        "config": {k: v for k, v in asdict(config).items() if k != "output"},  # no local paths in a shipped card
-        "data": data.source,
-        "date": datetime.date.today().isoformat(),
-    }
-    path = save_model(output, model.state_dict(), card)
-    return path, held_accuracy
+    result = fit(ClassifierTask(config), FitConfig(
+        steps=config.steps, lr=config.lr, run_dir=Path(config.run_dir) if config.run_dir else None, seed=config.seed,
+        checkpoint_every=config.checkpoint_every, eval_every=config.steps, resume=config.resume, output=output,
+        cpu=True, desc="classifier",  # tensors this small train fastest on the CPU
+    ))
+    return output, result.card["held_out_accuracy"]
 
 
 def load_digit_classifier(path: str | Path | None = None) -> DigitClassifier:

@@ -3,7 +3,7 @@
 The shipped network is conditional instance norm (Dumoulin et al. 2017): its
 convolutions are shared and each style is only a table row of per-channel γ/β.
 A new painting therefore needs only a new row, trained with everything else
-frozen (`StyleTrainConfig.add_to`, through the one training loop in train.py,
+frozen (`StyleTrainConfig.add_to`, through the one training loop, training.fit,
 with its checkpoints, resume and progress bar). The result is a new weights file
 in the user's data folder holding the base network's styles plus the new one, so
 `stylize --style NAME`, `styles` and blends with the shipped styles find it by name.
@@ -17,7 +17,7 @@ import os
 import re
 from pathlib import Path
 
-from stylenorm.checkpoints import WEIGHTS_DIR, user_weights_dir
+from stylenorm.checkpoints import WEIGHTS_DIR, read_card, user_weights_dir
 from stylenorm.errors import StylenormError
 from stylenorm.style.train import DEMO_DIR, StyleTrainConfig
 
@@ -52,7 +52,7 @@ def add_style_config(painting: str | os.PathLike, name: str, *, steps: int | Non
                      checkpoint_every: int = 100, seed: int = 0) -> StyleTrainConfig:
     """The train-style config that adds `painting` as style `name` to `base` (default: the shipped network)."""
     from stylenorm.style.optimize import MIN_PAINTING_SIDE, load_painting
-    from stylenorm.style.stylize import cpu_has_native_bf16, read_card
+    from stylenorm.style.stylize import cpu_has_native_bf16
 
     load_painting(painting, MIN_PAINTING_SIDE, hint="")  # not an image, or too small: refused before anything is written
     base_path = Path(base) if base else base_network()

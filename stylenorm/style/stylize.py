@@ -26,15 +26,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from stylenorm.atomic import check_writable
-from stylenorm.checkpoints import WEIGHTS_DIR, WeightsError, load_into, load_model, user_weights_dir
+from stylenorm.checkpoints import WEIGHTS_DIR, WeightsError, load_into, load_model, read_card, user_weights_dir
 from stylenorm.errors import StylenormError
-from stylenorm.norms import parse_spec
 from stylenorm.images import (
     DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, list_images, load_image, made_by_stylenorm, save_image, to_tensor,
     to_uint8,
 )
 from stylenorm.style.net import ConvLayer, TransformerNet, UpsampleConv
-from stylenorm.style.tiling import exact_stylize, tiled_stylize
+from stylenorm.style.tiling import exact_stylize, shares_image_statistics, tiled_stylize
 
 DEFAULT_WEIGHTS = "styles"  # weights/styles.safetensors: the shipped multi-style network
 TILE_ABOVE_PIXELS = 4_000_000  # float32 on a CPU: beyond this a single pass needs ~4 GB; tile instead
@@ -83,27 +82,6 @@ class StyleChoice:
         return torch.tensor(self.weights, dtype=torch.float32)
 
 
-def read_card(path: Path) -> dict:
-    """A weights file's card: the JSON beside it, else the copy in its safetensors metadata."""
-    import json
-
-    from stylenorm.checkpoints import CARD_KEY, card_path
-
-    if card_path(path).is_file():
-        try:
-            return json.loads(card_path(path).read_text())
-        except ValueError:
-            pass
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        return json.loads(meta.get(CARD_KEY, "{}"))
-    except Exception:  # not readable here; load_model will explain why
-        return {}
-
-
 def style_weight_dirs() -> list[Path]:
     """Where styles are found by name: the shipped ones, then the user's own (train-style's default output)."""
     return [WEIGHTS_DIR, user_weights_dir()]
@@ -111,17 +89,11 @@ def style_weight_dirs() -> list[Path]:
 
 def shipped_style_files(weights_dir: Path | None = None) -> list[Path]:
     """Style networks found by name (`style_weight_dirs`, or one folder): *.safetensors whose card says kind: style."""
-    import json
-
     found = []
     for folder in [weights_dir] if weights_dir is not None else style_weight_dirs():
-        for card in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-            try:
-                meta = json.loads(card.read_text())
-            except (OSError, ValueError):
-                continue
-            if meta.get("kind") == "style" and card.with_suffix(".safetensors").is_file():
-                found.append(card.with_suffix(".safetensors"))
+        for weights in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+            if read_card(weights).get("kind") == "style":
+                found.append(weights)
     return found
 
 
@@ -350,7 +322,7 @@ def _network_pass(choice: StyleChoice, x: torch.Tensor, tile_size: int | None, p
     # growing with the memory one pass may take on this device and at this precision
     scale = (limit / TILE_ABOVE_PIXELS) ** 0.5
     with torch.inference_mode():
-        if use_tiles and parse_spec(net.norm_spec).kind == "in":
+        if use_tiles and shares_image_statistics(net.norm_spec):
             y = exact_stylize(net, x_dev, style, tile=tile_size or round(1024 * scale), progress=progress)
         elif use_tiles:  # other norms: statistics from a reduced-resolution pass (see tiling.py)
             y = tiled_stylize(net, x_dev, style, tile=tile_size or round(512 * scale), progress=progress)

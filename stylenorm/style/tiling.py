@@ -31,23 +31,36 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylenorm.errors import StylenormError
+from stylenorm.norms import NormKind, layer_kind, norm_kind
 
 
 GRID = 4  # the network downsamples twice by 2
 
 
+def _shares_statistics(kind: NormKind | None) -> bool:
+    """Per-channel statistics of each image (IN): the tiles can share the whole image's."""
+    return kind is not None and kind.image_statistics and kind.per_channel
+
+
+def shares_image_statistics(spec: str) -> bool:
+    """Whether tiles of a network with norm `spec` normalise with shared whole-image statistics (exact_stylize)."""
+    return _shares_statistics(norm_kind(spec))
+
+
 def _instance_norms(model: nn.Module) -> list[nn.Module]:
-    layers = [m for m in model.modules() if isinstance(m, nn.modules.instancenorm._InstanceNorm)]
-    return layers
+    return [m for m in model.modules() if _shares_statistics(layer_kind(m))]
 
 
 def check_tileable(model: nn.Module) -> None:
-    """Tiling is exact only where every norm is per-image IN or eval-mode BN (or none)."""
+    """Tiles agree with the whole image only where no norm takes statistics over the image (eval-mode BN,
+    none) or the tiles share them (IN); statistics that mix channels (LN, GN, RMS) are not shared."""
     for name, m in model.named_modules():
-        if isinstance(m, (nn.GroupNorm, nn.LayerNorm)) or type(m).__name__ in ("LayerNorm", "RMSNorm"):
+        kind = layer_kind(m)
+        if kind is not None and kind.image_statistics and not _shares_statistics(kind):
             raise StylenormError(
-                f"layer {name} ({type(m).__name__}) normalises over the whole image in a way tiles cannot "
-                "share; stylize at a smaller size with --max-size"
+                f"layer {name} is a {kind.title}, which normalises with statistics of the whole image that tiles "
+                "cannot share, so this network cannot stylize in tiles; stylize in one pass (--tile-size 0) or at "
+                "a smaller size (--max-size)"
             )
 
 
@@ -161,7 +174,7 @@ def _in_layer(norm_wrapper: nn.Module) -> nn.Module:
     """The InstanceNorm inside a TransformerNet norm wrapper (plain or conditional)."""
     layer = norm_wrapper.layer
     inner = getattr(layer, "norm", layer)
-    if not isinstance(inner, nn.modules.instancenorm._InstanceNorm):
+    if not _shares_statistics(layer_kind(inner)):
         raise StylenormError(f"exact tiling needs InstanceNorm layers, found {type(inner).__name__}; use --max-size")
     return inner
 

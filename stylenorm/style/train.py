@@ -1,19 +1,15 @@
 """`stylenorm train-style`: train a (multi-)style TransformerNet with the VGG16 perceptual loss.
 
-One loop, top to bottom: every optimizer step sees `batch_size` photos per style
-(each global batch holds the same number of samples of every style, so every
-step trains every style's gamma/beta and the shared convolutions). Runs through
-accelerate (CPU, one GPU with bf16/fp16, or several with `accelerate launch`).
-The data order is a stateless function of (seed, step), crops are seeded by the
-same, so `--resume` continues exactly where the run stopped.
+The options (StyleTrainConfig), the content photos and crops, the add-style network and
+the model card's facts live here; the loop is the shared `stylenorm.training.fit`, and
+what it trains is `stylenorm.style.task.StyleTask`. Runs through accelerate (CPU, one GPU
+with bf16/fp16, or several with `accelerate launch`); `--resume` continues exactly.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +18,11 @@ import torch
 from PIL import Image
 
 from stylenorm.checkpoints import (
-    latest_checkpoint, load_training_state, refuse_shipped_output, save_model, save_training_state, user_weights_dir,
+    export_model, latest_checkpoint, load_training_state, refuse_shipped_output, user_weights_dir,
 )
 from stylenorm.errors import StylenormError
-from stylenorm.images import list_images, load_image, save_image, to_tensor, to_uint8
-from stylenorm.style.loss import LossWeights, PerceptualLoss, load_vgg
-from stylenorm.style.net import TransformerNet
-from stylenorm.training import batch_indices, capture_rng, check_finite, make_accelerator, restore_rng
+from stylenorm.images import list_images, load_image, to_tensor, to_uint8
+from stylenorm.style.net import TransformerNet, net_config
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
 
@@ -61,6 +55,7 @@ class StyleTrainConfig:
     vgg_format: str = "auto"
     mixed_precision: str = "no"
     grad_accum: int = 1
+    max_grad_norm: float = 0.0  # clip the gradient norm to this (diffusion's grad_clip); 0 = off, as style always trained
     seed: int = 0
     checkpoint_every: int = 200
     keep_checkpoints: int = 3
@@ -78,11 +73,11 @@ def style_name(path: str) -> str:
     return Path(path).stem
 
 
-def _load_rgb(path: str | Path) -> Image.Image:
+def load_rgb(path: str | Path) -> Image.Image:
     return Image.fromarray(load_image(path).rgb)
 
 
-def _resize_longest(img: Image.Image, longest: int) -> Image.Image:
+def resize_longest(img: Image.Image, longest: int) -> Image.Image:
     w, h = img.size
     scale = longest / max(w, h)
     return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
@@ -90,7 +85,7 @@ def _resize_longest(img: Image.Image, longest: int) -> Image.Image:
 
 def load_style_image(path: str | Path, longest: int) -> torch.Tensor:
     """A painting as (3, H, W) in [0, 1], its longest side resized to `longest`."""
-    return to_tensor(np.asarray(_resize_longest(_load_rgb(path), longest)))[0]
+    return to_tensor(np.asarray(resize_longest(load_rgb(path), longest)))[0]
 
 
 def _resize_short_side(img: Image.Image, size: int) -> Image.Image:
@@ -113,7 +108,7 @@ def random_crop(img: Image.Image, size: int, generator: torch.Generator) -> torc
 
 def center_crop(path: str | Path, size: int) -> torch.Tensor:
     """Short side to `size`, then the central square: the same view of a photo every time."""
-    img = _resize_short_side(_load_rgb(path), size)
+    img = _resize_short_side(load_rgb(path), size)
     w, h = img.size
     x0, y0 = (w - size) // 2, (h - size) // 2
     return to_tensor(np.asarray(img.crop((x0, y0, x0 + size, y0 + size))))[0]
@@ -150,11 +145,11 @@ class ContentPhotos:
         crops = []
         for pos, idx in enumerate(indices.tolist()):
             g = torch.Generator().manual_seed((seed * 7_919 + micro_step) * 1_000 + pos)
-            crops.append(random_crop(_load_rgb(self.files[idx]), size, g))
+            crops.append(random_crop(load_rgb(self.files[idx]), size, g))
         return torch.stack(crops)
 
 
-def _preview(model: TransformerNet, photos: list[torch.Tensor], styles: list[int | None], device: torch.device) -> np.ndarray:
+def preview_grid(model: TransformerNet, photos: list[torch.Tensor], styles: list[int | None], device: torch.device) -> np.ndarray:
     """A grid: one row per photo, the photo then each of `styles` (network indices; None for a one-style net)."""
     rows = []
     was_training = model.training
@@ -168,10 +163,6 @@ def _preview(model: TransformerNet, photos: list[torch.Tensor], styles: list[int
             rows.append(torch.cat(cells, dim=-1))
     model.train(was_training)
     return to_uint8(torch.cat(rows, dim=-2))
-
-
-def _checkpoint_dirs(run_dir: Path) -> list[Path]:
-    return sorted((run_dir / "checkpoints").glob("step_*"))
 
 
 def check_config(cfg: StyleTrainConfig) -> None:
@@ -190,144 +181,31 @@ def check_config(cfg: StyleTrainConfig) -> None:
             raise StylenormError(f"--{name.replace('_', '-')} {getattr(cfg, name)} is negative; loss weights are >= 0")
 
 
-def check_resume(cfg: StyleTrainConfig, saved: dict[str, Any]) -> None:
-    """A resume must continue the same network: the same paintings (by name) and the same norm."""
-    for key, now, then in (("styles", [style_name(s) for s in cfg.styles], [style_name(s) for s in saved.get("styles", [])]),
-                           ("norm", cfg.norm, saved.get("norm", cfg.norm))):
-        if saved.get(key) is not None and now != then:
-            raise StylenormError(f"--resume continues a run trained with {key} {then}, not {now}; resume with the same "
-                                 f"--{'style' if key == 'styles' else key}, or start a new run with another --run-dir")
-
-
 def train_style(cfg: StyleTrainConfig, progress: bool = True) -> Path:
     """Train and write `<output>.safetensors` + card; return the weights path."""
+    from stylenorm.style.task import StyleTask  # the task builds on this module's helpers
+    from stylenorm.training import FitConfig, fit
+
     check_config(cfg)
     if not cfg.styles:
         raise StylenormError("no style image given; pass --style PAINTING.jpg (repeat for several styles)")
     if not cfg.data:
         raise StylenormError("no content photos given; pass --data FOLDER")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     names = [style_name(s) for s in cfg.styles]
     if len(set(names)) != len(names):
         raise StylenormError(f"style names must differ, got {names}; rename the style image files")
     for s in cfg.styles:
         if not Path(s).is_file():
             raise StylenormError(f"style image not found: {s}; pass an existing image to --style")
-    num_styles = len(cfg.styles)
     output = Path(cfg.output) if cfg.output else user_weights_dir() / f"{cfg.name}.safetensors"
     refuse_shipped_output(output)
     run_dir = Path(cfg.run_dir) if cfg.run_dir else Path("runs") / "style" / cfg.name
-
-    accelerator = make_accelerator(cfg.mixed_precision, cfg.grad_accum, cfg.cpu)
-    device = accelerator.device
-    world, rank = accelerator.num_processes, accelerator.process_index
-    torch.manual_seed(cfg.seed)
-
-    photos = ContentPhotos(cfg.data, cfg.holdout)
-    vgg, vgg_source = load_vgg(cfg.vgg_weights, cfg.vgg_format, sorted(set(cfg.style_layers) | {cfg.content_layer}))
-    style_tensors = [load_style_image(s, cfg.style_size) for s in cfg.styles]
-    loss_fn = PerceptualLoss(
-        vgg, style_tensors, cfg.style_layers, cfg.content_layer,
-        LossWeights(cfg.content_weight, cfg.style_weight, cfg.tv_weight), cfg.style_scales,
-    ).to(device)
-
-    base_card: dict[str, Any] | None = None
-    if cfg.add_to:
-        model, base_card = extended_network(cfg.add_to, num_styles, init=not cfg.resume)
-    else:
-        model = TransformerNet(cfg.norm, num_styles)
-    first_style = model.num_styles - num_styles  # the network's index of cfg.styles[0]
-    if cfg.init_weights and not cfg.resume:
-        from stylenorm.checkpoints import load_into, load_model
-
-        init_sd, _ = load_model(cfg.init_weights)
-        load_into(model, init_sd, cfg.init_weights)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
-    start_step = 0
-    averages: dict[str, float] = {}  # smoothed losses for the bar and the card
-    history: list[dict[str, float]] = []  # raw losses and step time, one entry per step
-    if cfg.resume:
-        ckpt = latest_checkpoint(cfg.resume)
-        model_sd, _, state = load_training_state(ckpt)
-        check_resume(cfg, state.get("config", {}))
-        from stylenorm.checkpoints import load_into
-
-        load_into(model, model_sd, ckpt)
-        optimizer.load_state_dict(state["optimizer"])
-        start_step = int(state["step"])
-        restore_rng(state["rng"])
-        averages = dict(state.get("card_facts", {}).get("losses", {}))
-        history = list(state.get("history", []))
-    model, optimizer = accelerator.prepare(model, optimizer)
-
-    preview_photos = []
-    for p in cfg.preview_images:
-        if Path(p).is_file():
-            img = _resize_longest(_load_rgb(p), cfg.preview_size)
-            preview_photos.append(to_tensor(np.asarray(img)))
-
-    per_micro = cfg.batch_size * num_styles  # per process
-    global_micro = per_micro * world
-    # style of global batch position p is p % num_styles: every step trains every style equally
-    style_of = torch.arange(global_micro) % num_styles
-    mine = torch.arange(rank, global_micro, world)
-    model_styles = accelerator.unwrap_model(model).num_styles
-    shown = list(range(first_style, model_styles)) if model_styles > 1 else [None]  # the styles in previews
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train-style {cfg.name}", disable=not (progress and accelerator.is_main_process),
-               dynamic_ncols=True)
-    started = time.time()
-    images_seen = 0
-    step = start_step
-    model.train()
-    while step < cfg.steps:
-        step_started = time.perf_counter()
-        step_losses = dict.fromkeys(("total", "content", "style", "tv"), 0.0)
-        for k in range(cfg.grad_accum):
-            micro = step * cfg.grad_accum + k
-            idx = batch_indices(len(photos), global_micro, micro, cfg.seed)
-            content = photos.batch(idx[mine], cfg.image_size, cfg.seed, micro).to(device)
-            styles = style_of[mine].to(device)
-            with accelerator.accumulate(model):
-                with accelerator.autocast():
-                    out = model(content, styles + first_style if model_styles > 1 else None)
-                    losses = loss_fn(out, content, styles)
-                check_finite(losses["total"].detach(), step)
-                accelerator.backward(losses["total"])
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            images_seen += content.shape[0] * world
-            for key, value in losses.items():
-                v = float(value.detach())
-                averages[key] = v if key not in averages else 0.95 * averages[key] + 0.05 * v
-                step_losses[key] += v / cfg.grad_accum
-        step += 1
-        history.append({"step": step, **step_losses, "seconds": time.perf_counter() - step_started})
-        elapsed = max(time.time() - started, 1e-6)
-        bar.update(1)
-        bar.set_postfix(content=f"{averages['content'] * cfg.content_weight:.3g}", style=f"{averages['style'] * cfg.style_weight:.3g}",
-                        img_s=f"{images_seen / elapsed:.2f}", refresh=False)
-        if accelerator.is_main_process:
-            if cfg.preview_every and preview_photos and (step % cfg.preview_every == 0 or step == cfg.steps):
-                grid = _preview(accelerator.unwrap_model(model), preview_photos, shown, device)
-                save_image(run_dir / "previews" / f"step_{step:07d}.png", grid)
-            if cfg.checkpoint_every and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-                facts = {"num_photos": len(photos), "vgg_source": vgg_source, "losses": dict(averages),
-                         "device": str(device), "world": world}
-                _save_checkpoint(run_dir, step, accelerator.unwrap_model(model), optimizer, cfg, facts, history)
-        accelerator.wait_for_everyone()
-    bar.close()
-
-    card = build_card(cfg, step=cfg.steps, num_photos=len(photos), vgg_source=vgg_source, losses=averages,
-                      device=str(device), world=world, base=base_card)
-    trained = step - start_step
-    if trained:
-        card["seconds_per_step"] = round((time.time() - started) / trained, 3)
-    if accelerator.is_main_process:
-        export(accelerator.unwrap_model(model).state_dict(), card, output, cfg.half)
+    fit(StyleTask(cfg), FitConfig(
+        steps=cfg.steps, lr=cfg.lr, run_dir=run_dir, seed=cfg.seed, mixed_precision=cfg.mixed_precision,
+        grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm, checkpoint_every=cfg.checkpoint_every,
+        keep_checkpoints=cfg.keep_checkpoints, preview_every=cfg.preview_every, threads=cfg.threads, cpu=cfg.cpu,
+        resume=cfg.resume, output=output, half=cfg.half, progress=progress, desc=f"train-style {cfg.name}",
+    ))
     return output
 
 
@@ -368,69 +246,39 @@ def extended_network(base_path: str | os.PathLike, new_styles: int, init: bool =
     return model, card
 
 
-def _save_checkpoint(run_dir: Path, step: int, model: TransformerNet, optimizer: torch.optim.Optimizer,
-                     cfg: StyleTrainConfig, card_facts: dict[str, Any], history: list[dict[str, float]]) -> None:
-    state: dict[str, Any] = {
-        "step": step,
-        "card_facts": card_facts,
-        "history": history,
-        "optimizer": optimizer.state_dict(),
-        "rng": capture_rng(),
-        "config": {k: v for k, v in asdict(cfg).items() if isinstance(v, (int, float, str, bool, list, type(None)))},
-    }
-    save_training_state(run_dir / "checkpoints" / f"step_{step:07d}", model=model.state_dict(), ema=None, state=state)
-    for old in _checkpoint_dirs(run_dir)[: -max(1, cfg.keep_checkpoints)]:
-        import shutil
-
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def export(state_dict: dict[str, torch.Tensor], card: dict[str, Any], output: str | os.PathLike, half: bool = True) -> Path:
-    """Write the shipped form of a style network: safetensors (+ card), float16 if asked."""
-    sd = {k: (v.half() if half and v.dtype.is_floating_point else v) for k, v in state_dict.items()}
-    return save_model(output, sd, card)
-
-
-def build_card(cfg: StyleTrainConfig, *, step: int, num_photos: int, vgg_source: str, losses: dict[str, float],
-               device: str, world: int, base: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The model card: what the network holds and how it was trained (`base`: the card of the network
-    that add-style extended; its styles come first and keep their names)."""
-    card = {
-        "architecture": "TransformerNet",
-        "norm": cfg.norm,
-        "num_styles": len(cfg.styles),
-        "kind": "style",
+def card_facts(cfg: StyleTrainConfig, model: TransformerNet, *, step: int, num_photos: int, vgg_source: str,
+               losses: dict[str, float], world: int, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a style network's card says besides the loop's training facts (`base`: the card of
+    the network that add-style extended; its styles come first and keep their names)."""
+    model_config = net_config(model)
+    facts = {
+        "architecture": model_config.pop("architecture"),
+        "model_config": model_config,
+        "norm": model_config["norm"],
+        "data": (f"{num_photos} photos from {Path(cfg.data).name}/" + (f" ({cfg.holdout} more held out)" if cfg.holdout else ""))
+        if cfg.data else None,
+        "num_styles": model_config["num_styles"],
         # a one-style network is its style, named as the user named it (--name); several are the paintings'
         "styles": [cfg.name] if len(cfg.styles) == 1 else [style_name(s) for s in cfg.styles],
         "default_style": cfg.name if len(cfg.styles) == 1 else style_name(cfg.styles[0]),
         "style_images": [Path(s).name for s in cfg.styles],
-        "data": (f"{num_photos} photos from {Path(cfg.data).name}/" + (f" ({cfg.holdout} more held out)" if cfg.holdout else ""))
-        if cfg.data else None,
         "loss_network": vgg_source,
         "steps": step,
         "images_per_style": step * cfg.grad_accum * cfg.batch_size * world,
         "image_size": cfg.image_size,
         "style_size": cfg.style_size,
         "batch_size_per_style": cfg.batch_size * world * cfg.grad_accum,
-        "lr": cfg.lr,
         "loss_weights": {"content": cfg.content_weight, "style": cfg.style_weight, "tv": cfg.tv_weight},
         "content_layer": cfg.content_layer,
         "style_layers": list(cfg.style_layers),
         "style_scales": list(cfg.style_scales),
         **({"init_weights": Path(cfg.init_weights).name} if cfg.init_weights else {}),
         "final_losses": {k: losses.get(k) for k in ("content", "style", "tv", "total")},
-        "device": device,
-        "num_processes": world,
-        "mixed_precision": cfg.mixed_precision,
-        "seed": cfg.seed,
-        "dtype": "float16" if cfg.half else "float32",
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
         **({"notes": cfg.notes} if cfg.notes else {}),
     }
     if base is not None:
         new = [cfg.name] if len(cfg.styles) == 1 else [style_name(s) for s in cfg.styles]
-        card.update({
-            "num_styles": int(base.get("num_styles", 1)) + len(cfg.styles),
+        facts.update({
             "styles": list(base.get("styles", [])) + new,
             "default_style": new[0],
             "style_images": list(base.get("style_images", [])) + [Path(s).name for s in cfg.styles],
@@ -438,19 +286,16 @@ def build_card(cfg: StyleTrainConfig, *, step: int, num_photos: int, vgg_source:
             "add_to": Path(cfg.add_to).name if cfg.add_to else None,
             "trained": "only the added styles' gamma/beta; every other weight is the base network's",
         })
-    return card
+    return facts
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike,
                       extra: dict[str, Any] | None = None) -> Path:
     """Turn a training checkpoint into shipped weights + card (for a run stopped before its last step)."""
-    ckpt = latest_checkpoint(checkpoint)
-    model_sd, _, state = load_training_state(ckpt)
+    model_sd, _, state = load_training_state(latest_checkpoint(checkpoint))
     cfg = StyleTrainConfig(**{k: v for k, v in state.get("config", {}).items()
                               if k in StyleTrainConfig.__dataclass_fields__})
-    facts = state.get("card_facts", {})
-    card = build_card(cfg, step=int(state["step"]), num_photos=facts.get("num_photos", 0),
-                      vgg_source=facts.get("vgg_source", "unknown"), losses=facts.get("losses", {}),
-                      device=facts.get("device", "unknown"), world=facts.get("world", 1))
-    card.update(extra or {})
-    return export(model_sd, card, output, cfg.half)
+    if "card" not in state:
+        raise StylenormError(f"{checkpoint} was written before checkpoints held their model card; "
+                             "resume it for one step with this version to export it")
+    return export_model(output, model_sd, {**state["card"], **(extra or {})}, cfg.half)

@@ -75,6 +75,59 @@ def test_film_uses_fused_path_with_same_result():
     torch.testing.assert_close(fused, film(x, cond), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("spec, groups", [("ln", 1), ("in", 8), ("gn4", 4), ("gn", 8)])
+def test_film_fuses_every_norm_that_is_a_group_norm(monkeypatch, spec, groups):
+    """ln and in are GroupNorms with G = 1 and G = C: FiLM runs them through the fused kernel too,
+    with the result and the gradients of the unfused norm -> modulation -> SiLU."""
+    import stylenorm.kernels
+
+    calls = []
+    kernel = stylenorm.kernels.group_norm_film_silu
+    monkeypatch.setattr(stylenorm.kernels, "group_norm_film_silu", lambda x, g, *a: calls.append(g) or kernel(x, g, *a))
+    torch.manual_seed(0)
+    film = FiLM(spec, 8, cond_dim=5, act="silu")
+    torch.nn.init.normal_(film.proj.weight)
+    torch.nn.init.normal_(film.norm.weight)
+    torch.nn.init.normal_(film.norm.bias)
+    x, cond = (torch.randn(3, 8, 6, 6) * 2 + 1).requires_grad_(), torch.randn(3, 5)
+    fused = film(x, cond)
+    assert calls == [groups]
+    film.fused = False
+    unfused = film(x, cond)
+    assert calls == [groups]
+    torch.testing.assert_close(fused, unfused, rtol=1e-5, atol=1e-5)
+    params = [x, film.norm.weight, film.norm.bias, film.proj.weight]
+    for a, b in zip(_grads(fused, params), _grads(unfused, params)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("spec", ["bn", "rms", "prms", "none"])
+def test_film_leaves_norms_that_are_no_group_norm_unfused(monkeypatch, spec):
+    import stylenorm.kernels
+
+    monkeypatch.setattr(stylenorm.kernels, "group_norm_film_silu", lambda *a: pytest.fail("fused a non-GroupNorm"))
+    FiLM(spec, 8, cond_dim=5, act="silu")(torch.randn(3, 8, 6, 6), torch.randn(3, 5))
+
+
+def test_film_keeps_instance_norm_modes_that_are_no_group_norm():
+    """Temporal IN carries statistics across frames and IN with running averages uses them in eval:
+    neither is GroupNorm(C), so FiLM must not fuse them."""
+    from stylenorm.norms import temporal_instance_norm
+
+    torch.manual_seed(0)
+    x, cond = torch.randn(4, 8, 6, 6), torch.randn(4, 5)
+    film = FiLM("in", 8, cond_dim=5, act="silu")
+    torch.nn.init.normal_(film.proj.weight)
+    with temporal_instance_norm(film, momentum=0.5):
+        temporal = film(x, cond)
+    assert not torch.allclose(temporal, film(x, cond), atol=1e-3)  # the frames after the first: other statistics
+    tracked = FiLM("in", 8, cond_dim=5, act="silu", track_running_stats=True).eval()
+    shape = (4, 8, 1, 1)
+    scale, shift = tracked.proj(cond).chunk(2, dim=1)
+    expected = torch.nn.functional.silu(x * (1 + scale.view(shape)) + shift.view(shape))  # fresh running stats: 0, 1
+    torch.testing.assert_close(tracked(x, cond), expected, rtol=1e-4, atol=1e-4)
+
+
 def test_fused_rejects_groups_that_do_not_divide():
     with pytest.raises(ValueError, match="dividing"):
         group_norm_film_silu(torch.randn(2, 6, 4, 4), 4)

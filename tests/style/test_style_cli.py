@@ -155,6 +155,30 @@ def test_tiling_a_network_that_cannot_be_tiled_is_one_error_line(tmp_path, run):
     assert "Traceback" not in r.stderr and not (tmp_path / "out.png").exists()
 
 
+@pytest.mark.parametrize("norm", ["gn8", "ln", "rms"])
+@pytest.mark.parametrize("tiles", ["--tile-size", "a photo over the one-pass limit"])
+def test_a_network_that_cannot_be_tiled_names_its_norm_and_the_way_out(tmp_path, run, monkeypatch, norm, tiles):
+    from stylenorm.checkpoints import save_model
+    from stylenorm.norms import norm_kind
+    from stylenorm.style import stylize
+    from stylenorm.style.net import TransformerNet, net_config
+
+    net = TransformerNet(norm)
+    weights = save_model(tmp_path / f"{norm}.safetensors", net.state_dict(), {**net_config(net), "kind": "style"})
+    src = _photo(tmp_path / "p.png")  # 40 x 48 px
+    options = ["--tile-size", "16"]
+    if tiles != "--tile-size":
+        monkeypatch.setattr(stylize, "TILE_ABOVE_PIXELS", 100)  # tiles chosen automatically (at any precision)
+        options = []
+    r = run("stylize", str(src), "--style", str(weights), *options, "-o", str(tmp_path / "out.png"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.count("error:") == 1 and r.stderr.startswith("error: layer norm1.layer is a ")
+    assert norm_kind(norm).title in r.stderr and "--tile-size 0" in r.stderr and "--max-size" in r.stderr
+    assert not (tmp_path / "out.png").exists()
+    monkeypatch.undo()
+    assert run("stylize", str(src), "--style", str(weights), "--tile-size", "0", "-o", str(tmp_path / "out.png")).returncode == 0
+
+
 def test_a_trained_style_is_found_by_name_and_never_replaces_a_shipped_one(tmp_path, tiny_vgg, tiny_data, run,
                                                                           user_data_folder):
     from stylenorm.checkpoints import WEIGHTS_DIR

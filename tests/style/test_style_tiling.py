@@ -6,8 +6,11 @@ import pytest
 import torch
 
 from stylenorm.errors import StylenormError
+from stylenorm.norms import DEFAULT_SPECS, norm_kind
 from stylenorm.style.net import TransformerNet
-from stylenorm.style.tiling import capture_statistics, exact_stylize, frozen_statistics, tiled_stylize
+from stylenorm.style.tiling import (
+    capture_statistics, exact_stylize, frozen_statistics, shares_image_statistics, tiled_stylize,
+)
 
 from style_testlib import smooth_photo
 
@@ -80,6 +83,28 @@ def test_tiling_refuses_norms_it_cannot_share():
     net = TransformerNet(norm="gn").eval()
     with pytest.raises(StylenormError, match="--max-size"):
         tiled_stylize(net, torch.rand(1, 3, 32, 32), None, tile=16)
+
+
+@pytest.mark.parametrize("spec", DEFAULT_SPECS)
+def test_every_norm_is_tiled_exactly_or_refused_by_its_kind(spec):
+    """Eval-mode bn and none take no statistics from the image and IN's are shared: tiles reproduce the whole
+    image. Norms whose statistics mix channels over the whole image are refused, naming the way out."""
+    torch.manual_seed(0)
+    net, x = TransformerNet(norm=spec).eval(), _photo(64, 96)
+    kind = norm_kind(spec)
+    if kind.image_statistics and not kind.per_channel:
+        with pytest.raises(StylenormError, match=r"cannot stylize in tiles; .*--tile-size 0.*--max-size"):
+            tiled_stylize(net, x, None, tile=32)
+        assert not shares_image_statistics(spec)
+        return
+    with torch.no_grad():
+        full = net(x)
+    torch.testing.assert_close(tiled_stylize(net, x, None, tile=32, margin=64, overlap=8), full, atol=2e-4, rtol=1e-3)
+    assert shares_image_statistics(spec) == kind.image_statistics  # then exact_stylize gathers them
+
+
+def test_exact_tiling_is_chosen_for_instance_norm_however_the_spec_is_written():
+    assert shares_image_statistics("IN") and shares_image_statistics("in")
 
 
 @pytest.mark.parametrize("num_styles,h,w", [(1, 150, 173), (2, 97, 64)])

@@ -1,0 +1,209 @@
+"""The seeds' claims about the norms, each checked against a grid's results: (claim, verdict, evidence).
+
+Every report lists the same claims in the same order. What a claim needs to know about the
+task (its quality metric, which norm it is said to need, the test the GroupNorm paper used)
+comes from the task object, passed in: this module imports no task and no model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from stylenorm.ablation.presets import steps_for
+from stylenorm.ablation.records import Grid, Table, difference_interval
+from stylenorm.norms import default_groups, make_norm, norm_kind
+
+if TYPE_CHECKING:  # only for the annotations: the tasks import this module
+    from stylenorm.ablation.tasks import AblationTask
+
+Claim = tuple[str, str, str]
+
+LABELS = {"test_error": "test error", "heldout_loss": "held-out loss", "fid": "Fréchet distance (MNIST features)",
+          "heldout_content": "held-out content loss", "heldout_style": "held-out style loss",
+          "images_per_s": "training images/s", "memory_mb": "training memory (MB)"}
+CLEAR_MARGIN = 0.05  # differences under 5% are called ties
+FLAT_MARGIN = 0.005  # classification: a rise of the test error under half a percentage point is "flat"
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}g}"
+
+
+def batch_statistics_specs(grid: Grid) -> list[str]:
+    return [n for n in grid.norms if norm_kind(n).batch_statistics]
+
+
+def group_norm_family(grid: Grid) -> list[str]:
+    """The specs that are GroupNorms (gn, and ln and in as G = 1 and G = C): the norms the claims call
+    batch-independent, after the GroupNorm paper."""
+    return [n for n in grid.norms if norm_kind(n).groups is not None]
+
+
+def check_claims(grid: Grid, task: AblationTask, tasks: list[AblationTask], table: Table) -> list[Claim]:
+    """Every claim, in the report's order; `tasks` are all tasks, for the claims of the other tasks."""
+    return [
+        task.batch_size_claim(grid, table),
+        bn_modes_claim(grid, task, table),
+        continuum_claim(grid, task),
+        *(right_norm_claim(grid, task, other, table) for other in tasks if other.right_norm),
+        rms_claim(grid, task, table),
+    ]
+
+
+def peer_gap_claim(grid: Grid, task: AblationTask, table: Table) -> Claim:
+    """BN against its peers at the same batch size (same steps, same images), so the budget's step
+    count cancels out: the GroupNorm paper's Figure 1 comparison."""
+    claim = "BatchNorm degrades at small batch sizes; GroupNorm, LayerNorm and InstanceNorm do not"
+    q, lo, hi = task.quality, min(grid.batch_sizes), max(grid.batch_sizes)
+    indep, bns = group_norm_family(grid), batch_statistics_specs(grid)
+    if not bns or not indep or lo == hi:
+        return claim, "not measured", "needs bn, a batch-independent norm and two batch sizes in the grid"
+
+    def gap(bs: int) -> float | None:
+        peers = [table.mean(n, bs, q) for n in indep if table.mean(n, bs, q) is not None]
+        mine = table.mean(bns[0], bs, q)
+        return None if mine is None or not peers or min(peers) <= 0 else mine / min(peers)
+    gaps = {bs: gap(bs) for bs in grid.batch_sizes if gap(bs) is not None}
+    if lo not in gaps or hi not in gaps:
+        return claim, "not measured", "the runs it needs failed"
+    evidence = (f"{LABELS[q]} of bn relative to the best batch-independent norm ({', '.join(indep)}) at the same "
+                "batch size: " + "; ".join(f"batch {bs} ×{_fmt(g, 3)}" for bs, g in gaps.items()) + ".")
+    if gaps[lo] > 1 + CLEAR_MARGIN and gaps[lo] > gaps[hi] * (1 + CLEAR_MARGIN):
+        verdict = "supported"
+    elif gaps[lo] <= 1 + CLEAR_MARGIN or gaps[lo] <= gaps[hi]:
+        verdict = "not supported"
+        evidence += f" BatchNorm is not further behind at batch {lo} than at batch {hi}."
+    else:
+        verdict = "partly supported"
+    return claim, verdict, evidence
+
+
+def figure1_claim(grid: Grid, table: Table) -> Claim:
+    """The GroupNorm paper's Figure 1, tested: BN's test error rises from the largest batch to the
+    smallest (the 95 % interval of the difference lies above 0) and each GN's does not rise by more
+    than FLAT_MARGIN (its interval lies below it)."""
+    claim = ("BatchNorm's error rises as the batch shrinks while GroupNorm's stays flat "
+             "(Wu & He 2018, Figure 1: BN 23.6 % → 34.7 %, GN 24.1 % → 24.1 % from 32 to 2 images per batch)")
+    lo, hi = min(grid.batch_sizes), max(grid.batch_sizes)
+    bns = batch_statistics_specs(grid)
+    gns = [n for n in group_norm_family(grid) if norm_kind(n).name == "gn"]  # GroupNorm proper, not ln or in
+    if not bns or not gns or lo == hi:
+        return claim, "not measured", "needs bn, a gn spec and two batch sizes in the grid"
+
+    def rise(norm: str) -> tuple[float, float, float] | None:
+        return difference_interval(table.values(norm, lo, "test_error"), table.values(norm, hi, "test_error"))
+
+    rises = {n: rise(n) for n in bns[:1] + gns}
+    if any(r is None for r in rises.values()):
+        return claim, "not measured", "needs at least two seeds of bn and gn at the smallest and largest batch"
+    parts = [f"{n}: {table.mean(n, hi, 'test_error'):.2%} at batch {hi} → {table.mean(n, lo, 'test_error'):.2%} at batch {lo}, "
+             f"rise {d:+.2%} (95 % interval {a:+.2%} … {b:+.2%})" for n, (d, a, b) in rises.items()]
+    bn_rises = rises[bns[0]][1] > 0
+    flat = {n: rises[n][2] < FLAT_MARGIN for n in gns}
+    test = (f"Test: the 95 % interval (Welch) of the test-error difference between batch {lo} and batch {hi}; bn must lie "
+            f"above 0, gn below +{FLAT_MARGIN:.1%} (percentage points).")
+    if not bn_rises:
+        verdict = "not supported"
+        test += " BatchNorm's rise is not distinguishable from 0."
+    elif all(flat.values()):
+        verdict = "supported"
+    else:
+        verdict = "inconclusive" if any(flat.values()) else "not supported"
+        test += " " + ", ".join(f"{n} {'flat' if f else 'not shown flat'}" for n, f in flat.items()) + "."
+    return claim, verdict, "; ".join(parts) + ". " + test
+
+
+def bn_modes_claim(grid: Grid, task: AblationTask, table: Table) -> Claim:
+    claim = "BatchNorm behaves differently in training (batch statistics) and inference (running averages)"
+    preset = task.preset(grid.preset)
+    gaps = []
+    for n in batch_statistics_specs(grid)[:1]:
+        for bs in grid.batch_sizes:
+            tr, ev = table.mean(n, bs, f"bn_train_mode_{task.bn_measure}"), table.mean(n, bs, f"bn_eval_mode_{task.bn_measure}")
+            if tr is not None and ev is not None and tr > 0:
+                gaps.append((bs, tr, ev, ev / tr - 1))
+    if not gaps:
+        return claim, "not measured", "needs bn in the grid"
+    evidence = f"{LABELS[task.quality]}, train mode → eval mode: " + "; ".join(
+        f"batch {bs} ({steps_for(preset, bs)} steps): {tr:.4g} → {ev:.4g} "
+        f"({f'{gap:+.0%}' if abs(gap) < 10 else f'×{gap + 1:.3g}'})" for bs, tr, ev, gap in gaps)
+    evidence += (". Eval mode uses running averages updated once per step (momentum 0.1), so after few steps "
+                 "they still remember their initial values")
+    largest = max(abs(g[3]) for g in gaps)
+    verdict = "supported" if largest > CLEAR_MARGIN else "not supported"
+    if verdict == "not supported":
+        evidence += f". Every gap is under {CLEAR_MARGIN:.0%}."
+    return claim, verdict, evidence
+
+
+def continuum_claim(grid: Grid, task: AblationTask) -> Claim:
+    """GN with G=1 is LN, with G=C is IN: checked on the layers this backend builds."""
+    claim = "GroupNorm with G=1 reproduces LayerNorm and with G=C reproduces InstanceNorm"
+    widths = (32, 64, 128)
+    torch.manual_seed(0)
+    worst_ln = worst_in = 0.0
+    for c in widths:
+        x = torch.randn(4, c, 8, 8, dtype=torch.float64) * 3 + 1
+        worst_ln = max(worst_ln, (make_norm("gn1", c).double()(x) - make_norm("ln", c).double()(x)).abs().max().item())
+        worst_in = max(worst_in, (make_norm(f"gn{c}", c).double()(x) - make_norm("in", c).double()(x)).abs().max().item())
+    verdict = "supported" if max(worst_ln, worst_in) < 1e-9 else "not supported"
+    evidence = f"largest difference at widths {widths} in float64: gn1 vs ln {worst_ln:.1e}, gnC vs in {worst_in:.1e}"
+    if task.plain_gn_note and "gn" in grid.norms and "in" in grid.norms:
+        evidence += ("; note that plain `gn` (32 groups, or the largest divisor of C up to 32) is InstanceNorm at widths "
+                     "up to 32")
+    return claim, verdict, evidence
+
+
+def right_norm_claim(grid: Grid, task: AblationTask, claimant: AblationTask, table: Table) -> Claim:
+    """`claimant`'s claim that its norm is the right one, measured only in claimant's own grid."""
+    wanted, claim = claimant.right_norm
+    if claimant is not task:
+        return claim, "not measured here", f"see the {claimant.name} ablation"
+    q, norms = task.quality, list(grid.norms)
+    per_bs = []
+    wins = 0
+    for bs in grid.batch_sizes:
+        means = {n: table.mean(n, bs, q) for n in norms if table.mean(n, bs, q) is not None}
+        if not means:
+            continue
+        best = min(means, key=means.get)
+        ours = [n for n in means if norm_kind(n).name in wanted]
+        if not ours:
+            continue
+        mine = min(ours, key=means.get)
+        wins += means[mine] <= means[best] * (1 + CLEAR_MARGIN)
+        per_bs.append(f"batch {bs}: {best} best ({_fmt(means[best])})" if mine == best else
+                      f"batch {bs}: best {best} {_fmt(means[best])}, {mine} {_fmt(means[mine])}")
+    if not per_bs:
+        return claim, "not measured", f"needs {'/'.join(wanted)} in the grid"
+    verdict = "supported" if wins == len(per_bs) else ("not supported" if wins == 0 else "partly supported")
+    evidence = (f"{LABELS[q]} (lower is better; within {CLEAR_MARGIN:.0%} of the best counts as a tie): " + "; ".join(per_bs))
+    widths = task.widths(task.preset(grid.preset))
+    if "gn" in wanted and "gn" in norms and all(default_groups(w) == w for w in widths):
+        evidence += (f". Caution: at this preset's widths ({', '.join(map(str, sorted(widths)))}) plain `gn` has one "
+                     "channel per group in every layer, so `gn` here is InstanceNorm under another name")
+    return claim, verdict, evidence
+
+
+def rms_claim(grid: Grid, task: AblationTask, table: Table) -> Claim:
+    claim = "RMSNorm is cheaper than LayerNorm at equal quality"
+    q = task.quality
+    if "rms" not in grid.norms or "ln" not in grid.norms:
+        return claim, "not measured", "needs rms and ln in the grid"
+    parts, faster, equal = [], 0, 0
+    for bs in grid.batch_sizes:
+        s_r, s_l = table.mean("rms", bs, "images_per_s"), table.mean("ln", bs, "images_per_s")
+        q_r, q_l = table.mean("rms", bs, q), table.mean("ln", bs, q)
+        if None in (s_r, s_l, q_r, q_l):
+            continue
+        faster += s_r > s_l * 1.02
+        equal += abs(q_r / q_l - 1) <= CLEAR_MARGIN
+        parts.append(f"batch {bs}: speed rms/ln ×{s_r / s_l:.2f}, {LABELS[q]} rms {_fmt(q_r)} vs ln {_fmt(q_l)}")
+    if not parts:
+        return claim, "not measured", "the runs it needs failed"
+    n = len(parts)
+    verdict = ("supported" if faster == n and equal == n else
+               "not supported" if faster == 0 else "partly supported")
+    return claim, verdict, "; ".join(parts) + " (faster means > 2% more images/s)"

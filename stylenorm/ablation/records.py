@@ -1,0 +1,112 @@
+"""The bottom of the ablation: what a grid is, where each run's result lives, and the table of results.
+
+Imports no model code, so the report and the claims read results without loading any.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stylenorm.ablation.presets import DEFAULT_BATCH_SIZES, DEFAULT_NORMS, DEFAULT_SEEDS
+from stylenorm.atomic import atomic_output
+
+
+@dataclass
+class Grid:
+    task: str  # a name in stylenorm.ablation.tasks.TASKS
+    preset: str = "small"
+    norms: tuple[str, ...] = DEFAULT_NORMS
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    # style task inputs (ignored by the others)
+    style_image: str | None = None
+    data: str | None = None
+    vgg_weights: str | None = None
+    cpu: bool = False
+    threads: int | None = None
+    keep_weights: bool = False  # keep each run's train/ folder (weights, checkpoints) after scoring it
+    workers: int = 1  # runs in parallel, each in its own one-thread process
+    command: str = ""  # how the grid was launched, for the report
+
+    def runs(self) -> list[tuple[str, int, int]]:
+        return [(n, b, s) for n in self.norms for b in self.batch_sizes for s in self.seeds]
+
+
+def run_name(norm: str, batch_size: int, seed: int) -> str:
+    return f"{norm}_bs{batch_size}_seed{seed}"
+
+
+def run_dir(out_dir: Path, norm: str, batch_size: int, seed: int) -> Path:
+    return Path(out_dir) / "runs" / run_name(norm, batch_size, seed)
+
+
+def read_result(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "result.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def write_result(run_dir: Path, record: dict[str, Any]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(run_dir / "result.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=1, default=float) + "\n")
+
+
+def collect(out_dir: Path, grid: Grid) -> list[dict[str, Any]]:
+    """The results of the grid's runs that have one, in the grid's order."""
+    rows = []
+    for norm, bs, seed in grid.runs():
+        result = read_result(run_dir(out_dir, norm, bs, seed))
+        if result is not None:
+            rows.append(result)
+    return rows
+
+
+class Table:
+    """Seed-averaged metrics of the successful runs, by (norm, batch size)."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.ok = [r for r in rows if r.get("status") == "ok"]
+
+    def values(self, norm: str, bs: int, key: str) -> list[float]:
+        return [float(r[key]) for r in self.ok if r["norm"] == norm and r["batch_size"] == bs and r.get(key) is not None]
+
+    def mean(self, norm: str, bs: int, key: str) -> float | None:
+        vals = self.values(norm, bs, key)
+        return statistics.fmean(vals) if vals else None
+
+    def std(self, norm: str, bs: int, key: str) -> float:
+        vals = self.values(norm, bs, key)
+        return statistics.stdev(vals) if len(vals) > 1 else 0.0
+
+    def half_interval(self, norm: str, bs: int, key: str) -> float:
+        """Half-width of the 95 % confidence interval of the mean over seeds (Student's t)."""
+        vals = self.values(norm, bs, key)
+        return t_quantile(len(vals) - 1) * statistics.stdev(vals) / len(vals) ** 0.5 if len(vals) > 1 else 0.0
+
+
+# Student's t, two-sided 95 %, by degrees of freedom (exact for 1-10; beyond, the value at the
+# smallest dof of the band, which makes the intervals slightly wider than exact)
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def t_quantile(dof: int) -> float:
+    if dof < 1:
+        return float("inf")
+    return _T95.get(dof, 2.228 if dof <= 20 else 2.086 if dof <= 30 else 1.96)
+
+
+def difference_interval(a: list[float], b: list[float]) -> tuple[float, float, float] | None:
+    """mean(a) - mean(b) and its 95 % interval (Welch's t, conservative degrees of freedom)."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    se = (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
+    half = t_quantile(min(len(a), len(b)) - 1) * se
+    return diff, diff - half, diff + half

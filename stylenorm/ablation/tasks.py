@@ -1,0 +1,207 @@
+"""The ablation tasks as objects: everything the grid and the report need to know about one task.
+
+A task builds its model for a norm spec, trains and scores one run, names the metrics it
+records and the one its claims are judged on, says what its runs picture, and describes its
+setup for the report. `TASKS` is the one table of them. The model code of each task is
+imported only when a run is built or started, so the report reads results without it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from stylenorm.ablation import claims
+from stylenorm.ablation.presets import Preset, get_preset, steps_for
+from stylenorm.ablation.records import Grid, Table
+from stylenorm.errors import StylenormError
+
+
+@dataclass(frozen=True)
+class Picture:
+    """The picture each run leaves, shown side by side for every norm in image_grids.png."""
+
+    file: str
+    caption: str
+    inches: float  # width of one panel
+    cmap: str | None = None
+
+
+class AblationTask(ABC):
+    name: str
+    metrics: tuple[str, ...]  # what the tables and plots show, in order; lower is better for each
+    quality: str  # the metric the claims are judged on
+    bn_measure: str = "loss"  # BatchNorm's two modes are recorded as bn_train_mode_<it> and bn_eval_mode_<it>
+    picture: Picture | None = None
+    epoch_error_curves: bool = False  # runs record the test error after each epoch (`error_curve`)
+    right_norm: tuple[tuple[str, ...], str] | None = None  # (norm kinds, the claim that they suit this task)
+    plain_gn_note: bool = False  # remind the reader that plain gn is IN at narrow widths (the model has them)
+
+    def preset(self, name: str) -> Preset:
+        return get_preset(self.name, name)
+
+    def input_settings(self, grid: Grid) -> dict[str, Any]:
+        """What the grid's inputs add to its settings (a rerun with other inputs is another experiment)."""
+        return {}
+
+    def check_inputs(self, grid: Grid) -> None:
+        """Refuse missing inputs before the first run starts (tasks that take none have nothing to check)."""
+
+    @abstractmethod
+    def build_model(self, grid: Grid, preset: Preset, norm: str) -> nn.Module:
+        """The task's model with `norm` in every normalized layer (built to find specs that do not fit it)."""
+
+    @abstractmethod
+    def run(self, grid: Grid, preset: Preset, norm: str, batch_size: int, seed: int, run_dir: Path) -> dict[str, Any]:
+        """Train and score one run; returns its metrics (and curves) for result.json."""
+
+    @abstractmethod
+    def widths(self, preset: Preset) -> set[int]:
+        """Channel widths of the model's normalized layers."""
+
+    def budget_line(self, grid: Grid, preset: Preset) -> str:
+        steps = ", ".join(f"batch {b}: {steps_for(preset, b)} steps" for b in grid.batch_sizes)
+        return (f"- Budget: every run trains on the same {preset.images} images, so steps = {preset.images} / batch size "
+                f"({steps}); learning rate = base × sqrt(batch / 8); the data order is a function of the seed, the same "
+                "for every norm.")
+
+    @abstractmethod
+    def model_line(self, grid: Grid, preset: Preset) -> str:
+        """The report's description of the model, the data and how a run is scored."""
+
+    def batch_size_claim(self, grid: Grid, table: Table) -> claims.Claim:
+        return claims.peer_gap_claim(grid, self, table)
+
+
+class StyleAblation(AblationTask):
+    name = "style"
+    metrics = ("heldout_content", "heldout_style", "heldout_loss")
+    quality = "heldout_loss"
+    picture = Picture("stylized.png", "held-out photos (top) and stylized (bottom)", inches=4.5)
+    right_norm = (("in",), "InstanceNorm is the right choice for style transfer")
+
+    def input_settings(self, grid: Grid) -> dict[str, Any]:
+        return {"style_image": Path(grid.style_image).name} if grid.style_image else {}
+
+    def check_inputs(self, grid: Grid) -> None:
+        for name, value in (("--style-image", grid.style_image), ("--data", grid.data)):
+            if not value or not Path(value).exists():
+                raise StylenormError(f"{name} {value!r} not found; the style ablation needs a painting (--style-image) "
+                                     "and a folder of photos (--data)")
+        from stylenorm.style.loss import load_vgg  # the offline / missing-file error, before training
+
+        load_vgg(grid.vgg_weights, "auto", ["relu2_2"])
+
+    def build_model(self, grid: Grid, preset: Preset, norm: str) -> nn.Module:
+        from stylenorm.style.net import TransformerNet
+
+        return TransformerNet(norm, 1)
+
+    def run(self, grid: Grid, preset: Preset, norm: str, batch_size: int, seed: int, run_dir: Path) -> dict[str, Any]:
+        from stylenorm.ablation.style_task import run_style
+
+        return run_style(preset, norm, batch_size, seed, run_dir, style_image=str(grid.style_image), data=str(grid.data),
+                         vgg_weights=grid.vgg_weights, cpu=grid.cpu, threads=grid.threads)
+
+    def widths(self, preset: Preset) -> set[int]:
+        return {32, 64, 128}  # TransformerNet's, whatever the preset
+
+    def model_line(self, grid: Grid, preset: Preset) -> str:
+        return (f"Model: TransformerNet (Johnson et al.) trained on {Path(str(grid.style_image)).name} at "
+                f"{preset.image_size}² crops; {preset.holdout} photos of the content folder held out (never trained on), "
+                f"{preset.eval_photos} of them scored. Held-out loss = content + {preset.style_weight} × style "
+                "(the training weights, no TV term).")
+
+
+class DiffusionAblation(AblationTask):
+    name = "diffusion"
+    metrics = ("heldout_loss", "fid")
+    # The claims are judged on the held-out loss: the Fréchet distance of a briefly trained
+    # model's samples is noisy (both are in the tables).
+    quality = "heldout_loss"
+    picture = Picture("samples.png", "generated digits", inches=3.2, cmap="gray")
+    right_norm = (("gn",), "GroupNorm is the right choice for the diffusion U-Net")
+    plain_gn_note = True  # the U-Net's first level is 16-32 channels wide
+
+    def build_model(self, grid: Grid, preset: Preset, norm: str) -> nn.Module:
+        from stylenorm.ablation.diffusion_task import train_config
+        from stylenorm.diffusion.unet import UNet
+
+        return UNet(train_config(preset, norm, max(grid.batch_sizes), 0, Path("."), True, None).unet_config(10))
+
+    def run(self, grid: Grid, preset: Preset, norm: str, batch_size: int, seed: int, run_dir: Path) -> dict[str, Any]:
+        from stylenorm.ablation.diffusion_task import run_diffusion
+
+        return run_diffusion(preset, norm, batch_size, seed, run_dir, cpu=grid.cpu, threads=grid.threads)
+
+    def widths(self, preset: Preset) -> set[int]:
+        return {preset.base_channels * m for m in (1, *preset.channel_mults)}
+
+    def model_line(self, grid: Grid, preset: Preset) -> str:
+        from stylenorm.ablation.diffusion_task import fid_scale
+
+        return ("Model: the stylenorm diffusion U-Net (FiLM after every norm), class-conditional, on the bundled MNIST "
+                f"subset; {preset.holdout} digits held out. Held-out loss: the EMA model's denoising loss averaged over "
+                f"{preset.eval_timesteps} evenly spaced time steps with fixed noise. Fréchet distance: {preset.fid_samples} "
+                f"DDIM-{preset.sample_steps} samples against the held-out digits in the 128-d features of the shipped "
+                "MNIST classifier (weights/mnist_classifier.safetensors); for scale, "
+                + ", ".join(f"{k} score {v:.0f}" for k, v in fid_scale(preset).items()) + ".")
+
+
+class ClassificationAblation(AblationTask):
+    """The GroupNorm paper's own experiment (Wu & He 2018, Figure 1) at MNIST scale."""
+
+    name = "classification"
+    metrics = ("test_error",)
+    quality = "test_error"
+    bn_measure = "error"
+    epoch_error_curves = True
+
+    def build_model(self, grid: Grid, preset: Preset, norm: str) -> nn.Module:
+        from stylenorm.ablation.classification_task import ResNetClassifier
+
+        return ResNetClassifier(norm, preset.width)
+
+    def run(self, grid: Grid, preset: Preset, norm: str, batch_size: int, seed: int, run_dir: Path) -> dict[str, Any]:
+        from stylenorm.ablation.classification_task import run_classification
+
+        return run_classification(preset, norm, batch_size, seed, run_dir, threads=grid.threads)
+
+    def widths(self, preset: Preset) -> set[int]:
+        from stylenorm.ablation.classification_task import model_widths
+
+        return model_widths(preset)
+
+    def budget_line(self, grid: Grid, preset: Preset) -> str:
+        steps = ", ".join(f"batch {b}: {steps_for(preset, b)} steps" for b in grid.batch_sizes)
+        return (f"- Budget: every run trains {preset.epochs} epochs of the same {preset.images} images, so steps = "
+                f"{preset.epochs} × {preset.images} / batch size ({steps}); learning rate = {preset.lr} × batch / "
+                f"{preset.reference_batch} (the paper's linear scaling rule); the data order is a function of the seed, "
+                "the same for every norm.")
+
+    def model_line(self, grid: Grid, preset: Preset) -> str:
+        widths = sorted(self.widths(preset))
+        return (f"Model: a residual CNN (stem and one basic block per stage, widths {', '.join(map(str, widths))} at "
+                "28, 14 and 7 px; the norm after every convolution, shortcut projections included) on the bundled MNIST "
+                f"subset, {preset.test_images} digits held out as the test split (the same for every run). SGD with "
+                f"Nesterov momentum 0.9, weight decay {preset.weight_decay}, a linear warm-up over {preset.warmup_epochs} "
+                "epochs, then cosine decay. Test error: eval mode (BatchNorm with its running averages), after the last "
+                "epoch. The GroupNorm paper trains ResNet-50 on ImageNet; this is its protocol at a size a CPU trains "
+                "in minutes, so expect its shape, not its numbers.")
+
+    def batch_size_claim(self, grid: Grid, table: Table) -> claims.Claim:
+        return claims.figure1_claim(grid, table)
+
+
+# The report lists the tasks' own claims (right_norm) in this order.
+TASKS: dict[str, AblationTask] = {task.name: task for task in (StyleAblation(), DiffusionAblation(), ClassificationAblation())}
+
+
+def get_task(name: str) -> AblationTask:
+    if name not in TASKS:
+        raise StylenormError(f"unknown ablation task {name!r}; use {', '.join(TASKS)}")
+    return TASKS[name]
