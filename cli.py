@@ -1,4 +1,8 @@
-"""The stylenorm command line: parses options, loads a config, calls the package."""
+"""The stylenorm command line: parses options, loads a config, calls the package.
+
+The trainers' options are generated from their config dataclasses (stylenorm.cli_options.config_options);
+options several commands share are the types in stylenorm.cli_options. Only main() formats a StylenormError.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,22 @@ from typing import Optional
 import typer
 
 from stylenorm import __version__
+from stylenorm.cli_options import (
+    App, BenchDevice, BenchOutput, Config, Device, Repeats, StyleChoice, StyleWeights, Threads, VggFormat,
+    config_options,
+)
+from stylenorm.config import build_config
+from stylenorm.diffusion.config import ClassifierConfig, DiffusionTrainConfig
 from stylenorm.errors import StylenormError
-from stylenorm.norm_specs import SPEC_HELP
+from stylenorm.style.config import StyleTrainConfig
 
-app = typer.Typer(
+app = App(
     help="Fast neural style transfer and small diffusion models on one normalization backend.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-bench_app = typer.Typer(help="Benchmarks: results are printed and written to a file.", no_args_is_help=True)
+bench_app = App(help="Benchmarks: results are printed and written to a file.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
 
@@ -38,9 +48,9 @@ def root(
 # ---------------------------------------------------------------- bench
 @bench_app.command("norms")
 def bench_norms(
-    output: Path = typer.Option(Path("results/bench_norms.md"), "-o", "--output", help="Markdown table to write."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda; default: cpu, and cuda too when present."),
-    repeats: int = typer.Option(20, help="Timed repetitions per measurement (median is reported)."),
+    output: BenchOutput = Path("results/bench_norms.md"),
+    device: BenchDevice = None,
+    repeats: Repeats = 20,
     quick: bool = typer.Option(False, help="Small shapes and few repeats (a smoke run)."),
 ) -> None:
     """Time forward and forward+backward of every norm spec against torch.nn."""
@@ -54,69 +64,32 @@ def bench_norms(
 
 # ---- style
 @app.command("train-style")
-def train_style_cmd(
-    style: Optional[list[Path]] = typer.Option(None, "--style", help="Style image (repeat for a multi-style network)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Folder of content photos."),
-    holdout: Optional[int] = typer.Option(None, help="Photos of --data never trained on (a fixed split)."),
-    name: Optional[str] = typer.Option(None, help="Model name: weights/<name>.safetensors by default."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Weights file to write."),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Checkpoints and previews (default runs/style/<name>)."),
-    config: Optional[str] = typer.Option(None, "--config", help="Preset in configs/ or a YAML file."),
-    norm: Optional[str] = typer.Option(None, help=f"Norm spec: {SPEC_HELP}."),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="Square training crop size."),
-    style_size: Optional[int] = typer.Option(None, "--style-size", help="Longest side of the style images."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Photos per style per step."),
-    steps: Optional[int] = typer.Option(None, help="Optimizer steps."),
-    lr: Optional[float] = typer.Option(None, help="Adam learning rate."),
-    content_weight: Optional[float] = typer.Option(None, "--content-weight"),
-    style_weight: Optional[float] = typer.Option(None, "--style-weight"),
-    tv_weight: Optional[float] = typer.Option(None, "--tv-weight"),
-    vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="Local VGG16 file (torchvision or caffe format)."),
-    vgg_format: Optional[str] = typer.Option(None, "--vgg-format", help="auto, caffe or torchvision."),
-    mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision", help="no, bf16 or fp16 (GPU)."),
-    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Gradient accumulation steps."),
-    seed: Optional[int] = typer.Option(None),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
-    preview_every: Optional[int] = typer.Option(None, "--preview-every"),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for torch."),
-    cpu: Optional[bool] = typer.Option(None, "--cpu", help="Train on CPU even when a GPU is present."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Run directory or checkpoint to continue."),
-) -> None:
+@config_options(StyleTrainConfig)
+def train_style_cmd(config: Config = None, **overrides) -> None:
     """Train a style network (several --style images make one multi-style network)."""
-    from stylenorm.config import build_config
-    from stylenorm.style.train import StyleTrainConfig, train_style
+    from stylenorm.style.train import train_style
 
-    overrides = dict(
-        styles=[str(s) for s in style] if style else None, data=str(data) if data else None, holdout=holdout, name=name,
-        output=str(output) if output else None, run_dir=str(run_dir) if run_dir else None, norm=norm,
-        image_size=image_size, style_size=style_size, batch_size=batch_size, steps=steps, lr=lr,
-        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
-        vgg_weights=str(vgg_weights) if vgg_weights else None, vgg_format=vgg_format,
-        mixed_precision=mixed_precision, grad_accum=grad_accum, seed=seed, checkpoint_every=checkpoint_every,
-        preview_every=preview_every, threads=threads, cpu=cpu, resume=str(resume) if resume else None,
-    )
-    cfg = build_config(StyleTrainConfig, config, overrides)
-    path = train_style(cfg)
-    typer.echo(f"wrote {path}")
+    typer.echo(f"wrote {train_style(build_config(StyleTrainConfig, config, overrides))}")
+
 
 @app.command("stylize")
 def stylize_cmd(
     inputs: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
-    style: Optional[str] = typer.Option(None, "--style", "-s", help="Shipped style NAME, a weights PATH, or a blend a:0.7,b:0.3."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="Multi-style weights file whose styles --style names."),
+    style: StyleChoice = None,
+    weights: StyleWeights = None,
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (one input) or folder."),
     max_size: Optional[int] = typer.Option(None, "--max-size", help="Shrink so the longest side is at most this."),
     strength: float = typer.Option(1.0, "--strength", help="1 = full style, 0 = the original photo."),
     preserve_color: bool = typer.Option(False, "--preserve-color", help="Keep the photo's colours, transfer only luminance."),
     style_scale: float = typer.Option(1.0, "--style-scale", help="Brush-stroke size: 2 = twice as big, 0.5 = half (photos over 1024 px are stylized at 1024 px / scale, then resized back)."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    device: Device = "cpu",
     tile_size: Optional[int] = typer.Option(None, "--tile-size", help="Process in tiles of this size (default: automatic for large photos; 0 never)."),
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", help="Refuse larger images (decompression-bomb guard); 0 = no limit."),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the device computes it natively, else fp32), fp32, bf16 or fp16 (GPUs)."),
     iterations: Optional[int] = typer.Option(None, "--iterations", help="--style PAINTING.jpg: loss evaluations of the optimization (default 100)."),
     style_weight: Optional[float] = typer.Option(None, "--style-weight", help="--style PAINTING.jpg: weight of the painting's Gram loss (default 3)."),
     vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="--style PAINTING.jpg: local VGG16 file (default: torchvision's, downloaded once)."),
-    vgg_format: str = typer.Option("auto", "--vgg-format", help="auto, caffe or torchvision."),
+    vgg_format: VggFormat = "auto",
     stabilize: Optional[str] = typer.Option(None, "--stabilize", help="Clips: flow (the default: IN statistics carried across frames + blending along optical flow), norm (the statistics only) or none (per frame)."),
     frames: bool = typer.Option(False, "--frames", help="Clips as folders of numbered frames: folder inputs are one clip each, and clip outputs are frame folders unless -o names a clip file."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of a frame-folder input (default 25)."),
@@ -124,11 +97,9 @@ def stylize_cmd(
     """Stylize photos and clips; writes <name>_<style>.<ext> beside each input by default.
 
     --style PAINTING.jpg (an image, not weights) stylizes with any painting by optimizing the picture (slower)."""
-    from stylenorm.devices import check_device
     from stylenorm.style.optimize import is_painting_file
     from stylenorm.style.stylize import check_photo_options, resolve_precision, resolve_style, stylize_many, working_size
 
-    check_device(device)
     check_photo_options(max_size=max_size, max_pixels=max_pixels)
     if style and is_painting_file(style):
         from stylenorm.style.optimize import stylize_with_painting
@@ -172,10 +143,10 @@ def add_style_cmd(
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate of gamma/beta (default 0.01)."),
     style_weight: Optional[float] = typer.Option(None, "--style-weight", help="Default: the base network's."),
     vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="Local VGG16 file (default: torchvision's, downloaded once)."),
-    vgg_format: str = typer.Option("auto", "--vgg-format", help="auto, caffe or torchvision."),
+    vgg_format: VggFormat = "auto",
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Weights file (default: your data folder's weights/NAME.safetensors)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the last add-style run of this NAME."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for torch."),
+    threads: Threads = None,
 ) -> None:
     """Add a painting as a style of the shipped network, training only its gamma/beta (minutes, not hours)."""
     from stylenorm.style.add_style import add_style_config
@@ -197,10 +168,10 @@ def eval_style_cmd(
     holdout: int = typer.Option(0, "--holdout", help="Size of the held-out split of --data (as train-style --holdout)."),
     demo: bool = typer.Option(True, "--demo/--no-demo", help="Also score the bundled demo photos."),
     vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="Local VGG16 file (torchvision or caffe format)."),
-    vgg_format: str = typer.Option("auto", "--vgg-format", help="auto, caffe or torchvision."),
+    vgg_format: VggFormat = "auto",
     output: Path = typer.Option(Path("results/eval_style"), "-o", "--output", help="Folder for eval.json, eval.md and contact sheets."),
     update_card: bool = typer.Option(False, "--update-card", help="Write the scores into each weights file's model card."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for torch."),
+    threads: Threads = None,
 ) -> None:
     """Score style networks on held-out photos: style match, strength, structure kept."""
     from stylenorm.style.evaluate import evaluate_styles
@@ -225,60 +196,31 @@ def styles_cmd() -> None:
 
 
 # ---- diffusion
-diffusion_app = typer.Typer(help="Diffusion U-Net (GroupNorm + FiLM): train and sample.", no_args_is_help=True)
+diffusion_app = App(help="Diffusion U-Net (GroupNorm + FiLM): train and sample.", no_args_is_help=True)
 app.add_typer(diffusion_app, name="diffusion")
 
 
 @diffusion_app.command("train")
+@config_options(DiffusionTrainConfig)
 def diffusion_train(
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="Preset in configs/ (e.g. diffusion_mnist) or a YAML file."),
-    resume: Optional[Path] = typer.Option(None, help="Run directory or checkpoint to continue exactly."),
-    data: Optional[str] = typer.Option(None, help="mnist5k (bundled), mnist, fashion-mnist, cifar10, or a folder of images."),
-    data_cache: Optional[str] = typer.Option(None, help="Download folder for torchvision datasets."),
-    image_size: Optional[int] = typer.Option(None, help="Model resolution; images are resized and center-cropped."),
-    channels: Optional[int] = typer.Option(None, help="1 (grey) or 3 (RGB)."),
-    holdout: Optional[int] = typer.Option(None, help="Images set aside for the held-out loss."),
-    base_channels: Optional[int] = typer.Option(None, help="Width of the first level."),
-    channel_mults: Optional[str] = typer.Option(None, help="Width multipliers per level, e.g. 1,2,2."),
-    num_res_blocks: Optional[int] = typer.Option(None, help="Residual blocks per level."),
-    attention_resolutions: Optional[str] = typer.Option(None, help="Feature-map sizes with self-attention, e.g. 7,14."),
-    num_heads: Optional[int] = typer.Option(None, help="Attention heads."),
-    dropout: Optional[float] = typer.Option(None, help="Dropout in residual blocks."),
-    norm: Optional[str] = typer.Option(None, help=f"Norm spec for every layer (default gn): {SPEC_HELP}."),
-    class_conditional: Optional[bool] = typer.Option(None, "--class-conditional/--unconditional", help="Use the dataset labels."),
-    cond_drop_prob: Optional[float] = typer.Option(None, help="Share of labels dropped to the null label (for guidance)."),
-    schedule: Optional[str] = typer.Option(None, help="Beta schedule: cosine or linear."),
-    diffusion_steps: Optional[int] = typer.Option(None, help="Diffusion steps T."),
-    prediction: Optional[str] = typer.Option(None, help="eps or v."),
-    min_snr_gamma: Optional[float] = typer.Option(None, help="Min-SNR loss weighting gamma (e.g. 5); off by default."),
-    steps: Optional[int] = typer.Option(None, help="Optimizer steps."),
-    batch_size: Optional[int] = typer.Option(None, help="Images per process and micro-batch."),
-    gradient_accumulation_steps: Optional[int] = typer.Option(None, help="Micro-batches per optimizer step."),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate (AdamW)."),
-    warmup_steps: Optional[int] = typer.Option(None, help="Linear learning-rate warm-up."),
-    grad_clip: Optional[float] = typer.Option(None, help="Gradient-norm clip (0 = off)."),
-    ema_decay: Optional[float] = typer.Option(None, help="EMA decay of the weights used for sampling."),
-    mixed_precision: Optional[str] = typer.Option(None, help="no, fp16 (GPU) or bf16."),
-    cpu: Optional[bool] = typer.Option(None, "--cpu", help="Train on CPU even when a GPU is present."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
-    seed: Optional[int] = typer.Option(None, help="Seed for initialisation, data order and noise."),
-    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Run directory (checkpoints, samples, model)."),
-    eval_every: Optional[int] = typer.Option(None, help="Held-out loss every N steps."),
-    sample_every: Optional[int] = typer.Option(None, help="Sample grid PNG every N steps."),
-    checkpoint_every: Optional[int] = typer.Option(None, help="Checkpoint every N steps."),
-    keep_checkpoints: Optional[int] = typer.Option(None, help="Checkpoints kept on disk."),
+    config: Config = None,
+    resume: Optional[Path] = typer.Option(None, help="Run folder or checkpoint to continue exactly (alone: with the "
+                                                     "options it was started with)."),
+    **overrides,
 ) -> None:
-    """Train the diffusion U-Net (DDPM) and write <output-dir>/model.safetensors (EMA weights + card)."""
-    overrides = {k: v for k, v in locals().items() if k not in ("config", "resume")}
-    from stylenorm.config import build_config
-    from stylenorm.diffusion.train import DiffusionTrainConfig, resume_config, train
+    """Train the diffusion U-Net (DDPM) and write <run-dir>/model.safetensors (EMA weights + card)."""
+    from stylenorm.diffusion.train import resume_config, train
 
     if resume is not None and config is None:
         cfg = resume_config(resume, overrides)  # continue with the options the run was started with
     else:
+        if resume is not None and overrides.get("output_dir") is None:
+            from stylenorm.checkpoints import run_directory
+
+            # a preset's output_dir names where the run was started, not where it is now
+            overrides = {**overrides, "output_dir": str(run_directory(resume))}
         cfg = build_config(DiffusionTrainConfig, config, overrides)
-    final = train(cfg, resume=resume)
-    typer.echo(f"model written to {final}")
+    typer.echo(f"model written to {train(cfg, resume=resume)}")
 
 
 @diffusion_app.command("sample")
@@ -294,7 +236,7 @@ def diffusion_sample(
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale (1 = none; default 1.5 for dpm++sde, 2 for the others)."),
     seed: int = typer.Option(0, help="Seed of the sampling noise."),
     nrow: Optional[int] = typer.Option(None, help="Images per grid row (default: square grid)."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
+    device: Device = "cpu",
 ) -> None:
     """Draw samples from a trained diffusion model (works offline with the shipped MNIST model)."""
     from stylenorm.diffusion.sample import check_output, generate, load_diffusion_model, parse_labels, save_samples
@@ -302,9 +244,6 @@ def diffusion_sample(
     check_output(output)  # before minutes of sampling, not after
     if nrow is not None and nrow < 1:
         raise StylenormError(f"--nrow {nrow} is below 1; pass the number of images per grid row")
-    from stylenorm.devices import check_device
-
-    check_device(device)
     loaded = load_diffusion_model(weights, device)
     label_tensor = parse_labels(labels, num_samples, loaded.model.config.num_classes)
     images = generate(loaded, num_samples, sampler, steps, label_tensor, guidance, eta, seed, progress=True)
@@ -326,35 +265,22 @@ def diffusion_export(
 
 
 @diffusion_app.command("train-classifier")
-def diffusion_train_classifier(
-    output: Path = typer.Option(None, "-o", "--output", help="Weights to write (default: your data folder's weights/mnist_classifier.safetensors; never the shipped one)."),
-    data: str = typer.Option("mnist5k", help="Labelled digits: mnist5k (bundled) or mnist (downloaded)."),
-    holdout: int = typer.Option(1000, help="Images kept aside to measure accuracy."),
-    steps: int = typer.Option(1500, help="Optimizer steps."),
-    batch_size: int = typer.Option(64, help="Images per step."),
-    seed: int = typer.Option(0, help="Seed of the split, the order and the initialisation."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
-) -> None:
+@config_options(ClassifierConfig)
+def diffusion_train_classifier(config: Config = None, **overrides) -> None:
     """Train the MNIST feature classifier whose features score generated digits (the ablation's Fréchet distance)."""
-    import torch
+    from stylenorm.diffusion.classifier import train_digit_classifier
 
-    from stylenorm.diffusion.classifier import ClassifierConfig, train_digit_classifier
-
-    if threads:
-        torch.set_num_threads(threads)
-    config = ClassifierConfig(data=data, holdout=holdout, steps=steps, batch_size=batch_size, seed=seed)
-    if output is not None:
-        config.output = str(output)
-    path, accuracy = train_digit_classifier(config)
-    typer.echo(f"held-out accuracy {accuracy:.4f} on {holdout} images; classifier written to {path}")
+    cfg = build_config(ClassifierConfig, config, overrides)
+    path, accuracy = train_digit_classifier(cfg)
+    typer.echo(f"held-out accuracy {accuracy:.4f} on {cfg.holdout} images; classifier written to {path}")
 
 
 @bench_app.command("diffusion")
 def bench_diffusion(
-    output: Path = typer.Option(Path("results/bench_diffusion.md"), "-o", "--output", help="Markdown table to write."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda; default: cpu, and cuda too when present."),
+    output: BenchOutput = Path("results/bench_diffusion.md"),
+    device: BenchDevice = None,
     quick: bool = typer.Option(False, help="Tiny model and few repeats (a smoke run)."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    threads: Threads = None,
 ) -> None:
     """Training images/s and DDIM-50 sampling time (64 samples): our U-Net vs diffusers.UNet2DModel."""
     from stylenorm.atomic import check_writable
@@ -367,15 +293,15 @@ def bench_diffusion(
 
 @bench_app.command("sampling")
 def bench_sampling(
-    output: Path = typer.Option(Path("results/bench_sampling.md"), "-o", "--output", help="Markdown table to write."),
+    output: BenchOutput = Path("results/bench_sampling.md"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG of Fréchet distance against steps."),
     weights: Optional[str] = typer.Option(None, help="Diffusion model (default: the shipped MNIST model)."),
     num_samples: int = typer.Option(256, "--num-samples", "-n", help="Samples per sampler and step count."),
     steps: str = typer.Option("5,10,20,50", help="Step counts, comma-separated."),
     samplers: str = typer.Option("ddpm,ddim,dpm++,dpm++sde", help="Samplers, comma-separated."),
     guidance: float = typer.Option(2.0, help="Classifier-free guidance scale of every row."),
-    device: Optional[str] = typer.Option("cpu", help="cpu or cuda."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    device: Device = "cpu",
+    threads: Threads = None,
 ) -> None:
     """Fréchet distance and recognised share of samples per sampler and step count (shipped classifier)."""
     from stylenorm.atomic import check_writable
@@ -393,9 +319,9 @@ def bench_sampling(
 
 @bench_app.command("fused")
 def bench_fused(
-    output: Path = typer.Option(Path("results/bench_fused.md"), "-o", "--output", help="Markdown table to write."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda; default: cpu, and cuda too when present."),
-    repeats: int = typer.Option(20, help="Timed repetitions per measurement (median is reported)."),
+    output: BenchOutput = Path("results/bench_fused.md"),
+    device: BenchDevice = None,
+    repeats: Repeats = 20,
     compile: bool = typer.Option(True, "--compile/--no-compile", help="Also time torch.compile of the composition."),
     quick: bool = typer.Option(False, help="Small shapes and few repeats (a smoke run)."),
 ) -> None:
@@ -410,11 +336,11 @@ def bench_fused(
 
 @bench_app.command("stylize")
 def bench_stylize(
-    output: Path = typer.Option(Path("results/bench_stylize.md"), "-o", "--output", help="Markdown table to write."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda; default: cpu, and cuda too when present."),
-    repeats: int = typer.Option(5, help="Timed repetitions per measurement (median is reported)."),
+    output: BenchOutput = Path("results/bench_stylize.md"),
+    device: BenchDevice = None,
+    repeats: Repeats = 5,
     quick: bool = typer.Option(False, help="Small images and one repeat (a smoke run)."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    threads: Threads = None,
 ) -> None:
     """ms per image and peak memory of the plain float32 forward and of the `stylize` path, with PSNR."""
     from stylenorm.atomic import check_writable
@@ -427,13 +353,13 @@ def bench_stylize(
 
 @bench_app.command("video")
 def bench_video(
-    output: Path = typer.Option(Path("results/bench_video.md"), "-o", "--output", help="Markdown table to write."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda; default: cpu, and cuda too when present."),
+    output: BenchOutput = Path("results/bench_video.md"),
+    device: BenchDevice = None,
     style: Optional[str] = typer.Option(None, "--style", "-s", help="Shipped style NAME (default: the default style)."),
     frames: int = typer.Option(24, help="Frames per flicker clip."),
     speed_frames: int = typer.Option(6, "--speed-frames", help="Frames per speed clip (plus one)."),
     quick: bool = typer.Option(False, help="Tiny clips (a smoke run)."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    threads: Threads = None,
 ) -> None:
     """Warping error (Lai et al. 2018) and strength of --stabilize none/norm/flow on made clips, and frames/s."""
     from stylenorm.atomic import check_writable
@@ -460,9 +386,13 @@ def ablate_cmd(
     data: Optional[Path] = typer.Option(None, help="style task: folder of content photos."),
     vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="style task: local VGG16 file (default: torchvision's)."),
     cpu: bool = typer.Option(False, "--cpu", help="Train on CPU even when a GPU is present."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    threads: Threads = None,
     keep_weights: bool = typer.Option(False, "--keep-weights", help="Keep every run's weights and checkpoints."),
     workers: int = typer.Option(1, "--workers", min=1, help="Runs in parallel, one thread each (e.g. the CPU's cores)."),
+    lrs: Optional[str] = typer.Option(
+        None, "--lrs", help="classification: comma-separated learning rates at batch 32 (scaled linearly to the other "
+        "batch sizes), each run for every norm, batch size and seed; the report adds error against learning rate and "
+        "each norm's highest stable one (default: the preset's rate only)."),
 ) -> None:
     """Train every (norm, batch size, seed) under one budget and report which normalization wins where."""
     import shlex
@@ -489,20 +419,21 @@ def ablate_cmd(
         seeds=split(seeds, int, "--seeds") if seeds is not None else defaults.seeds, style_image=str(style_image) if style_image else None,
         data=str(data) if data else None, vgg_weights=str(vgg_weights) if vgg_weights else None, cpu=cpu, threads=threads,
         keep_weights=keep_weights, workers=workers, command="stylenorm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        lrs=split(lrs, float, "--lrs") if lrs is not None else (),
     )
     report = run_grid(grid, output)
     typer.echo(f"wrote {report}")
 
 
 # ---- web app and ONNX export
-export_app = typer.Typer(help="Export models for other runtimes.", no_args_is_help=True)
+export_app = App(help="Export models for other runtimes.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 
 
 @export_app.command("onnx")
 def export_onnx_cmd(
-    style: Optional[str] = typer.Option(None, "--style", "-s", help="Shipped style NAME, a weights PATH, or a blend a:0.7,b:0.3."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="Multi-style weights file whose styles --style names."),
+    style: StyleChoice = None,
+    weights: StyleWeights = None,
     output: Path = typer.Option(..., "-o", "--output", help="The .onnx file to write."),
     fp16: bool = typer.Option(False, "--fp16", help="float16 weights and compute (encoder kept float32); input and output stay float32."),
 ) -> None:
@@ -521,14 +452,12 @@ def export_onnx_cmd(
 def serve_cmd(
     host: str = typer.Option("127.0.0.1", help="Address to bind (127.0.0.1: this computer only; 0.0.0.0: the network)."),
     port: int = typer.Option(7860, help="Port of the page."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
+    device: Device = "cpu",
     max_pixels: int = typer.Option(40_000_000, "--max-pixels", help="Refuse uploads with more pixels (decompression-bomb guard)."),
 ) -> None:
     """A local web page: stylize photos, blend styles, sample the diffusion model, read the model cards."""
-    from stylenorm.devices import check_device
     from stylenorm.serve import serve
 
-    check_device(device)
     serve(host=host, port=port, device=device, max_pixels=max_pixels, echo=typer.echo)
 
 

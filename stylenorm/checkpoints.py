@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,8 @@ def _looks_like_pickle(head: bytes) -> bool:
 
 def read_card(path: str | os.PathLike) -> dict[str, Any]:
     """A weights file's card: the copy in its safetensors metadata (written with the tensors, so
-    it describes them), else the JSON beside it; {} when neither can be read (load_model explains)."""
+    it describes them), else the JSON beside it; {} when there is neither (load_model explains an
+    unreadable weights file), and a WeightsError for a JSON card that is not valid."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -100,9 +102,17 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
     except (SafetensorError, OSError, ValueError):
         pass
     try:
-        return json.loads(card_path(path).read_text())
-    except (OSError, ValueError):
+        text = card_path(path).read_text()
+    except OSError:
         return {}
+    try:
+        card = json.loads(text)
+    except ValueError as exc:
+        raise WeightsError(f"the model card {card_path(path)} is not valid JSON ({exc}); restore it from the "
+                           "weights' source, or delete it if the weights carry their card in their metadata") from None
+    if not isinstance(card, dict):
+        raise WeightsError(f"the model card {card_path(path)} is not a JSON object; restore it from the weights' source")
+    return card
 
 
 def load_model(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -121,6 +131,10 @@ def load_model(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[s
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path} is not a readable safetensors file ({exc})") from None
+    broken = next((k for k, v in tensors.items() if v.dtype.is_floating_point and not torch.isfinite(v).all()), None)
+    if broken is not None:  # NaN weights give black or NaN pictures without an error
+        raise WeightsError(f"{path} holds NaN or infinite weights (e.g. {broken}); the training diverged: "
+                           "use an earlier checkpoint or retrain with a lower learning rate")
     return tensors, read_card(path)
 
 
@@ -157,10 +171,20 @@ def load_training_state(directory: str | os.PathLike) -> tuple[dict, dict | None
     directory = Path(directory)
     if not (directory / "state.pt").is_file():
         raise WeightsError(f"{directory} is not a training checkpoint (no state.pt); pass a checkpoint directory or a run directory")
-    model = load_file(str(directory / "model.safetensors"))
     ema_file = directory / "ema.safetensors"
-    ema = load_file(str(ema_file)) if ema_file.is_file() else None
-    state = torch.load(directory / "state.pt", weights_only=True, map_location="cpu")
+    try:
+        model = load_file(str(directory / "model.safetensors"))
+        ema = load_file(str(ema_file)) if ema_file.is_file() else None
+        state = torch.load(directory / "state.pt", weights_only=True, map_location="cpu")
+    except Exception as exc:  # truncated files, a pickle that runs code: torch and safetensors raise many types
+        if isinstance(exc, pickle.UnpicklingError):  # what torch.load(weights_only=True) refuses
+            detail = "state.pt holds Python objects besides tensors and plain values, which stylenorm never unpickles"
+        else:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"the checkpoint {directory} cannot be read ({detail}); resume from an earlier "
+                           f"checkpoint in {directory.parent} or start a new run") from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise WeightsError(f"the checkpoint {directory} has no training state in state.pt; resume from an earlier checkpoint")
     return model, ema, state
 
 
@@ -174,13 +198,27 @@ def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def saved_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """A run's complete checkpoints, oldest first (a write in progress is a hidden temporary folder)."""
+    folder = Path(run_dir) / "checkpoints"
+    return [c for c in sorted(folder.glob("step_*")) if (c / "state.pt").is_file()] if folder.is_dir() else []
+
+
+def run_directory(run_or_checkpoint: str | os.PathLike) -> Path:
+    """The run that --resume names, so a copied or moved run continues where it is now: the run
+    directory itself, or the run holding the checkpoint directory (RUN/checkpoints/step_N)."""
+    path = Path(run_or_checkpoint)
+    if (path / "state.pt").is_file():
+        return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return path
+
+
 def latest_checkpoint(run_or_checkpoint: str | os.PathLike) -> Path:
     """Resolve --resume: a checkpoint directory, or a run directory holding checkpoints/step_*."""
     path = Path(run_or_checkpoint)
     if (path / "state.pt").is_file():
         return path
-    candidates = sorted((path / "checkpoints").glob("step_*")) if path.is_dir() else []
-    candidates = [c for c in candidates if (c / "state.pt").is_file()]
+    candidates = saved_checkpoints(path)
     if not candidates:
         raise WeightsError(f"no checkpoint to resume from in {path}; pass a run directory with checkpoints/step_*")
     return candidates[-1]

@@ -1,4 +1,9 @@
-"""Named presets in configs/ (YAML) merged into a config dataclass, CLI options on top."""
+"""Named presets in configs/ (YAML) merged into a config dataclass, CLI options on top.
+
+A config field is declared once, with `setting(...)`: its default, its help, and how the command
+line spells it. `stylenorm.cli_options` generates the command's options from these fields, so a
+field and its option cannot drift apart. Torch-free and typer-free: the CLI imports it for --help.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,32 @@ from stylenorm.errors import StylenormError
 T = TypeVar("T")
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # a link to the top-level configs/ in a clone
+
+# Help of the options several trainers share, written once.
+HELP_THREADS = "torch CPU threads (the machine may be shared); default: torch's."
+HELP_CPU = "Train on CPU even when a GPU is present."
+HELP_SEED = "Seed of the initialisation, the data order and the noise."
+HELP_MIXED_PRECISION = "no, bf16 or fp16 (GPU)."
+HELP_GRAD_ACCUM = "Micro-batches per optimizer step (gradient accumulation)."
+HELP_GRAD_CLIP = "Clip the gradient norm to this (0 = off)."
+HELP_CHECKPOINT_EVERY = "Checkpoint every N steps."
+HELP_KEEP_CHECKPOINTS = "Checkpoints kept on disk."
+HELP_RESUME = "Run folder or checkpoint to continue exactly."
+
+
+def setting(default: Any = dataclasses.MISSING, *, help: str, default_factory: Any = dataclasses.MISSING,
+            flag: str | None = None, short: str | None = None, aliases: tuple[str, ...] = (),
+            negative: str | None = None, repeat: bool = False) -> Any:
+    """A config field and its command-line option.
+
+    The option is `--<name with dashes>` (and `short`, e.g. -o) unless `flag` names another spelling,
+    shared with the other commands; the field's own spelling then still works, hidden, as do `aliases`
+    (old spellings users may have in scripts). A bool is a `--x/--no-x` pair (`negative` adds one more off-switch). A list
+    is one comma-separated value (`--style-scales 1,0.5`), or with `repeat` an option given once
+    per item (lists of files, whose names may hold commas).
+    """
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={
+        "help": help, "flag": flag, "short": short, "aliases": aliases, "negative": negative, "repeat": repeat})
 
 
 def resolve_config(name_or_path: str) -> Path:
@@ -59,7 +90,12 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if value is None and type(None) in get_args(hint):
             return None
         hint = next((a for a in get_args(hint) if a is not type(None)), hint)
-    if hint in (int, float) and not isinstance(value, bool):
+    # YAML reads `true` as a bool and `"maybe"` as a string: neither is a number or a switch
+    if hint is bool and not isinstance(value, bool):
+        raise StylenormError(f"config option {name} must be true or false, got {value!r}")
+    if hint in (int, float) and isinstance(value, bool):
+        raise StylenormError(f"config option {name} must be {'an integer' if hint is int else 'a number'}, got {value!r}")
+    if hint in (int, float):
         try:
             number = float(value)
             if hint is int:

@@ -1,4 +1,4 @@
-"""The one check of a --device option: a CPU, or a CUDA GPU that torch can see."""
+"""The one check of a --device option (a CPU, or a CUDA GPU that torch can see) and of --threads."""
 
 from __future__ import annotations
 
@@ -18,3 +18,12 @@ def check_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise StylenormError(f"--device {name} asked for a GPU but torch sees none; use --device cpu")
     return device
+
+
+def set_threads(threads: int | None) -> None:
+    """torch's intra-op threads for a --threads option; None keeps torch's default."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise StylenormError(f"--threads {threads} is below 1; pass a number of CPU threads, e.g. 1 or 2")
+    torch.set_num_threads(threads)

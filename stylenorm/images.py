@@ -9,7 +9,10 @@ extension names, so a failed run never leaves a half-written picture.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,12 +69,10 @@ def _to_8bit_rgb(img: Image.Image) -> tuple[Image.Image, Image.Image | None]:
     return img, alpha
 
 
-def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Read an image file as 8-bit RGB (+ alpha), upright, with a pixel limit.
-
-    max_pixels=None or 0 disables the limit (for trusted huge inputs).
-    """
-    path = Path(path)
+@contextlib.contextmanager
+def _open_within_limit(path: Path, max_pixels: int | None) -> Iterator[Image.Image]:
+    """PIL's image of `path` once its size is known to be within the pixel limit; every read
+    error (also while the caller decodes it) becomes one ImageError naming the file."""
     if not path.exists():
         raise ImageError(f"input not found: {path}; check the path")
     if path.is_dir():
@@ -87,12 +88,9 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
             if limit is not None and w * h > limit:
                 raise ImageError(
                     f"{path} is {w}x{h} = {w * h / 1e6:.0f} MP, over the {limit / 1e6:.0f} MP limit that guards "
-                    "against decompression bombs; raise it with --max-pixels if you trust the file"
+                    "against decompression bombs (where a command has --max-pixels, raise it if you trust the file)"
                 )
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            rgb, alpha = _to_8bit_rgb(img)
-            return LoadedImage(np.array(rgb, dtype=np.uint8), None if alpha is None else np.array(alpha, dtype=np.uint8))
+            yield img
     except UnidentifiedImageError:
         raise ImageError(f"{path} is not an image stylenorm can read (JPEG, PNG, WebP, BMP, TIFF); pass an image file") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -101,6 +99,54 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
         raise ImageError(f"{path} is damaged or truncated ({exc}); re-export or re-download the image") from None
     finally:
         Image.MAX_IMAGE_PIXELS = pil_limit
+
+
+def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Read an image file as 8-bit RGB (+ alpha), upright, with a pixel limit.
+
+    max_pixels=None or 0 disables the limit (for trusted huge inputs).
+    """
+    with _open_within_limit(Path(path), max_pixels) as img:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        rgb, alpha = _to_8bit_rgb(img)
+        return LoadedImage(np.array(rgb, dtype=np.uint8), None if alpha is None else np.array(alpha, dtype=np.uint8))
+
+
+def check_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+    """Refuse (ImageError) a file that does not open as an image, is over the pixel limit or fails
+    PIL's structure check, without decoding its pixels: fast enough to scan a training folder."""
+    with _open_within_limit(Path(path), max_pixels) as img:
+        img.verify()
+
+
+def usable_images(files: list[Path], what: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[list[Path], list[Path]]:
+    """(usable, skipped) of a training set's image files, checked once before training, so that one
+    bad file is skipped with one warning (`what`: the folder, as the user knows it) instead of
+    ending the run at the step that draws it."""
+    usable, skipped, first_reason = [], [], ""
+    for path in files:
+        try:
+            check_image(path, max_pixels)
+            usable.append(path)
+        except ImageError as exc:
+            skipped.append(path)
+            first_reason = first_reason or str(exc)
+    warn_skipped(skipped, what, first_reason)
+    return usable, skipped
+
+
+def skipped_record(skipped: list[Path]) -> dict[str, object]:
+    """What a model card says about a training set's skipped images."""
+    return {"count": len(skipped), "files": [p.name for p in skipped[:20]]}
+
+
+def warn_skipped(skipped: list[Path], what: str, reason: str) -> None:
+    """One warning line on stderr for a training set's unusable images (count, first names, first reason)."""
+    if skipped:
+        names = ", ".join(p.name for p in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        print(f"warning: skipped {len(skipped)} unusable image(s) in {what} ({names}); the first: {reason}",
+              file=sys.stderr)
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:

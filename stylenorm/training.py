@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from stylenorm.devices import set_threads
 from stylenorm.errors import StylenormError
 
 
@@ -275,19 +276,40 @@ def check_resume(task: TrainingTask, saved: dict[str, Any], source: Path) -> Non
             )
 
 
+def check_outputs(config: FitConfig) -> None:
+    """Before any work: the run directory and the model file can be written, and a fresh run does
+    not go into a run directory that holds another run's checkpoints (the two would mix)."""
+    from stylenorm import checkpoints
+    from stylenorm.atomic import check_writable
+
+    if config.output is not None:
+        check_writable(config.output)
+    if config.run_dir is None:
+        return
+    check_writable(config.run_dir, folder=True)
+    saved = checkpoints.saved_checkpoints(config.run_dir)
+    if config.resume is None and saved:
+        raise StylenormError(f"{config.run_dir} already holds the checkpoints of a run (up to {saved[-1].name}); "
+                             "continue it with --resume, or pass another run directory (or delete this one)")
+
+
 def fit(task: TrainingTask, config: FitConfig) -> FitResult:
     """Train `task` for `config.steps` optimizer steps (continuing a checkpoint with `resume`)."""
     from tqdm.auto import tqdm
 
     from stylenorm import checkpoints
 
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    set_threads(config.threads)
+    check_outputs(config)
     resume_state = None
     if config.resume is not None:
         source = checkpoints.latest_checkpoint(config.resume)
         resume_state = checkpoints.load_training_state(source)
         check_resume(task, resume_state[2].get("config", {}), source)
+        saved_step = int(resume_state[2]["step"])
+        if config.steps < saved_step:
+            raise StylenormError(f"{source} is at step {saved_step}, past --steps {config.steps}; pass --steps above "
+                                 f"{saved_step} to train further, or {saved_step} to write its model as it is")
 
     accelerator = make_accelerator(config.mixed_precision, config.grad_accum, config.cpu)
     device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index

@@ -100,3 +100,142 @@ def test_the_task_defaults_are_figure1s_grid():
     widths = {get_preset("classification", "small").width * m for m in (1, 2, 4)}
     gn = [n for n in defaults.norms if n.startswith("gn")]
     assert len(gn) == 3 and all(all(w // int(n[2:]) > 1 for w in widths) for n in gn)  # none of them is IN
+
+
+# ---------------------------------------------------------------- the learning-rate axis
+# 64 training digits for one epoch: a run takes seconds, most of them scoring the test split
+LR_TINY = replace(TINY, images=64, test_images=5000 - 64, epochs=1)
+
+
+def test_the_lr_axis_names_runs_fills_a_column_and_records_a_diverged_run(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import cli
+
+    monkeypatch.setitem(presets.PRESETS["classification"], "small", LR_TINY)
+    out = tmp_path / "ablate"
+    args = ["ablate", "classification", "--norms", "none", "--batch-sizes", "8", "--seeds", "0", "--lrs", "0.1,1000",
+            "--workers", "2", "-o", str(out)]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.output  # a diverged run is a result, not a failure
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["none_bs8_lr0.1_seed0", "none_bs8_lr1000_seed0"]
+    rows = {r["base_lr"]: r for r in csv.DictReader((out / "results.csv").open())}
+    assert rows["0.1"]["status"] == "ok" and float(rows["0.1"]["lr"]) == pytest.approx(0.1 * 8 / 32)  # scaled to batch 8
+    assert rows["1000"]["status"] == "diverged" and "nan" in rows["1000"]["error"]
+    assert json.loads((out / "settings.json").read_text())["lrs"] == [0.1, 1000.0]
+    report = (out / "report.md").read_text()
+    assert "| none | " in report and "| diverged | 0.1 |" in report  # the lr table: diverged at 1000, stable up to 0.1
+    assert "## Diverged runs" in report and "## Failed runs" not in report
+    stamp = (out / "runs" / "none_bs8_lr1000_seed0" / "result.json").stat().st_mtime_ns
+    assert CliRunner().invoke(cli.app, args).exit_code == 0
+    assert (out / "runs" / "none_bs8_lr1000_seed0" / "result.json").stat().st_mtime_ns == stamp  # not rerun
+
+
+def test_without_lrs_the_names_and_columns_are_as_before(tmp_path):
+    from stylenorm.ablation.report import CSV_COLUMNS
+
+    grid = Grid(task="classification", norms=("bn", "gn4", "ln"), batch_sizes=(2, 8, 32), seeds=(0, 1, 2))
+    run_grid(grid, tmp_path, progress=False, runner=fake_figure1(0.05, 0.0))
+    assert (tmp_path / "runs" / "bn_bs2_seed0" / "result.json").is_file()
+    assert next(csv.reader((tmp_path / "results.csv").open())) == CSV_COLUMNS
+    assert "lrs" not in json.loads((tmp_path / "settings.json").read_text())
+    assert "Learning rate" not in (tmp_path / "report.md").read_text()
+
+
+def fake_lr_sweep(limits: dict[str, float], calls: list | None = None):
+    """Test errors of 2 % up to each norm's limit; above it a run ends at 70 % error (not stable) and
+    above twice its limit its loss becomes NaN."""
+    from stylenorm.training import NonFiniteLossError
+
+    def run(norm, bs, seed, run_dir, base_lr):
+        if calls is not None:
+            calls.append((norm, base_lr, seed))
+        if base_lr > 2 * limits[norm]:
+            raise NonFiniteLossError(f"the loss became nan at step 7 (lr {base_lr})")
+        error = (0.02 if base_lr <= limits[norm] else 0.7) + 0.001 * seed
+        result = {"steps": 10, "images": 320, "lr": base_lr * bs / 32, "test_error": error, "images_per_s": 100.0,
+                  "error_curve": [[1, error]], "loss_curve": [[320, 0.5]]}
+        if norm == "bn":
+            result.update(bn_train_mode_error=error, bn_eval_mode_error=error)
+        return result
+
+    return run
+
+
+LR_CLAIM = "BatchNorm allows a higher learning rate than the other norms"
+
+
+@pytest.mark.parametrize("limits, verdict, highest", [
+    ({"bn": 1.6, "gn4": 0.8, "none": 0.2}, "supported", {"bn": "1.6", "gn4": "0.8", "none": "0.2"}),
+    ({"bn": 0.8, "gn4": 0.8, "none": 0.2}, "not supported", {"bn": "0.8", "gn4": "0.8", "none": "0.2"}),
+    ({"bn": 0.4, "gn4": 0.8, "none": 0.05}, "not supported", {"bn": "0.4", "gn4": "0.8", "none": "none"}),
+    ({"bn": 9.0, "gn4": 9.0, "none": 0.2}, "inconclusive", {"bn": "3.2", "gn4": "3.2", "none": "0.2"}),  # both at the top
+])
+def test_the_highest_stable_lr_and_the_lr_verdict_follow_from_the_runs(tmp_path, limits, verdict, highest):
+    grid = Grid(task="classification", norms=tuple(limits), batch_sizes=(32,), seeds=(0, 1), lrs=(0.1, 0.2, 0.4, 0.8, 1.6, 3.2))
+    calls = []
+    text = run_grid(grid, tmp_path, progress=False, runner=fake_lr_sweep(limits, calls)).read_text()
+    table = {line.split(" | ")[0][2:]: line.rstrip(" |").split(" | ")[-1] for line in text.splitlines()
+             if line.startswith("| ") and line.count("|") == 8}
+    assert {n: table[n] for n in limits} == highest
+    assert f"**{LR_CLAIM} (the seeds: \"BN enables significantly higher learning rates\"): {verdict}.**" in text
+    claim_line = next(line for line in text.splitlines() if LR_CLAIM in line)
+    for norm, value in highest.items():  # the verdict cites the numbers it rests on
+        assert f"{norm} {value}" in claim_line
+    assert (tmp_path / "test_error_vs_lr.png").stat().st_size > 0
+    run_grid(grid, tmp_path, progress=False, runner=fake_lr_sweep(limits, calls))
+    assert len(calls) == len(grid.runs())  # the second pass reran nothing, the diverged runs included
+
+
+def test_a_failed_run_above_the_limit_makes_the_lr_verdict_inconclusive(tmp_path):
+    grid = Grid(task="classification", norms=("bn", "gn4"), batch_sizes=(32,), seeds=(0, 1), lrs=(0.1, 0.4, 1.6))
+    sweep = fake_lr_sweep({"bn": 0.4, "gn4": 0.1})
+
+    def crashing(norm, bs, seed, run_dir, base_lr):
+        if norm == "gn4" and base_lr == 0.4 and seed == 1:
+            raise RuntimeError("out of memory")
+        return sweep(norm, bs, seed, run_dir, base_lr)
+
+    text = run_grid(grid, tmp_path, progress=False, runner=crashing).read_text()
+    assert f"{LR_CLAIM} (the seeds: \"BN enables significantly higher learning rates\"): inconclusive.**" in text
+    assert "could raise the limit of gn4" in text and "## Failed runs" in text
+
+
+# ---------------------------------------------------------------- the group count (Table 3)
+def fake_group_count(errors: dict[str, float]):
+    def run(norm, bs, seed, run_dir):
+        error = errors[norm] + 0.001 * (seed - 1)
+        return {"steps": 10, "images": 320, "lr": 0.1, "test_error": error, "images_per_s": 100.0,
+                "error_curve": [[1, error]], "loss_curve": [[320, 0.5]]}
+
+    return run
+
+
+GROUP_CLAIM = "An intermediate group count beats both ends, G = 1 (LayerNorm) and G = C (InstanceNorm)"
+
+
+@pytest.mark.parametrize("errors, verdict", [
+    ({"gn1": 0.05, "gn2": 0.03, "gn4": 0.02, "gn8": 0.025, "gn16": 0.03, "in": 0.06}, "supported"),
+    ({"gn1": 0.05, "gn2": 0.03, "gn4": 0.03, "gn8": 0.035, "gn16": 0.03, "in": 0.02}, "not supported"),  # IN best
+    ({"gn1": 0.0205, "gn2": 0.03, "gn4": 0.02, "gn8": 0.025, "gn16": 0.03, "in": 0.06}, "inconclusive"),  # gn1 within noise
+])
+def test_a_group_count_grid_gets_table3_and_its_verdict(tmp_path, errors, verdict):
+    grid = Grid(task="classification", norms=tuple(errors), batch_sizes=(32,), seeds=(0, 1, 2))
+    text = run_grid(grid, tmp_path, progress=False, runner=fake_group_count(errors)).read_text()
+    assert "## Group count (the GroupNorm paper's Table 3)" in text
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in text.splitlines()
+            if line.startswith("| gn") or line.startswith("| in ")}
+    # G at widths 16/32/64, channels per group, the error, the difference to the best
+    assert rows["gn1"][:2] == ["1/1/1", "16/32/64"] and rows["gn16"][:2] == ["16/16/16", "1/2/4"]
+    assert rows["in"][:2] == ["16/32/64", "1/1/1"]
+    best = min(errors, key=errors.get)
+    assert rows[best][3].strip(" |") == "best"
+    assert rows["gn2"][2].startswith(f"{errors['gn2']:.2%} ± ")
+    assert f"**{GROUP_CLAIM} (the seeds: GroupNorm is \"a sweet spot between the instance-level and layer-level approaches\"): {verdict}.**" in text
+    assert "Not counted as intermediate: gn16" in text
+
+
+def test_only_a_grid_of_fixed_group_counts_gets_the_group_table(tmp_path):
+    grid = Grid(task="classification", norms=("bn", "gn4", "ln"), batch_sizes=(2, 8, 32), seeds=(0, 1, 2))
+    text = run_grid(grid, tmp_path, progress=False, runner=fake_figure1(0.05, 0.0)).read_text()
+    assert "Group count" not in text  # bn is no GroupNorm

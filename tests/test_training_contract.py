@@ -39,9 +39,9 @@ def style_task(files, change):
     from stylenorm.style.task import StyleTask
     from stylenorm.style.train import StyleTrainConfig
 
-    return StyleTask(StyleTrainConfig(
-        styles=[str(files["style"])], data=str(files["content"]), vgg_weights=str(files["vgg"]), image_size=32,
-        style_size=48, batch_size=2, style_weight=10.0, preview_images=[], **change)), 1e-2
+    return StyleTask(StyleTrainConfig(**{
+        "styles": [str(files["style"])], "data": str(files["content"]), "vgg_weights": str(files["vgg"]), "image_size": 32,
+        "style_size": 48, "batch_size": 2, "style_weight": 10.0, "preview_images": [], **change})), 1e-2
 
 
 def diffusion_task(files, change):
@@ -155,3 +155,24 @@ def test_the_exported_model_is_the_returned_one(files, tmp_path):
     exported = load_file(str(result.output))
     for key, value in result.ema.state_dict().items():  # the EMA weights are what diffusion ships
         assert torch.equal(exported[key], value), key
+
+
+def test_a_style_resume_with_another_painting_of_the_same_name_is_refused(files, tmp_path):
+    run("style", files, tmp_path / "run", 2)
+    other = tmp_path / "other" / files["style"].name  # same file name, other picture
+    other.parent.mkdir()
+    Image.open(files["style"]).transpose(Image.Transpose.ROTATE_90).save(other)
+    with pytest.raises(StylenormError, match="style_image_sha256"):
+        run("style", files, tmp_path / "run", 4, resume=tmp_path / "run", change={"styles": [str(other)]})
+
+
+def test_a_classifier_resume_writes_into_the_run_it_was_given(files, tmp_path):
+    from stylenorm.diffusion.classifier import ClassifierConfig, train_digit_classifier
+
+    first = ClassifierConfig(holdout=400, batch_size=32, steps=2, run_dir=str(tmp_path / "first"), checkpoint_every=2,
+                             output=str(tmp_path / "c.safetensors"))
+    train_digit_classifier(first)
+    (tmp_path / "first").rename(tmp_path / "moved")
+    train_digit_classifier(replace(first, steps=4, run_dir=None, resume=str(tmp_path / "moved")))
+    assert not (tmp_path / "first").exists()
+    assert sorted(p.name for p in (tmp_path / "moved" / "checkpoints").iterdir()) == ["step_0000002", "step_0000004"]

@@ -13,7 +13,7 @@ import torch
 
 from stylenorm.ablation.presets import steps_for
 from stylenorm.ablation.records import Grid, Table, difference_interval
-from stylenorm.norms import default_groups, make_norm, norm_kind
+from stylenorm.norms import default_groups, make_norm, norm_kind, parse_spec
 
 if TYPE_CHECKING:  # only for the annotations: the tasks import this module
     from stylenorm.ablation.tasks import AblationTask
@@ -29,6 +29,15 @@ FLAT_MARGIN = 0.005  # classification: a rise of the test error under half a per
 
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}g}"
+
+
+def _signed(key: str, value: float) -> str:
+    return f"{value:+.2%}" if key == "test_error" else f"{value:+.4g}"
+
+
+def fmt_metric(key: str, value: float | None) -> str:
+    """A metric as the tables print it: the test error in percent (as the GroupNorm paper does)."""
+    return "—" if value is None else f"{value:.2%}" if key == "test_error" else _fmt(value)
 
 
 def batch_statistics_specs(grid: Grid) -> list[str]:
@@ -207,3 +216,122 @@ def rms_claim(grid: Grid, task: AblationTask, table: Table) -> Claim:
     verdict = ("supported" if faster == n and equal == n else
                "not supported" if faster == 0 else "partly supported")
     return claim, verdict, "; ".join(parts) + " (faster means > 2% more images/s)"
+
+
+# ---------------------------------------------------------------- the learning-rate axis
+def lr_stability(grid: Grid, task: AblationTask, table: Table, bs: int) -> dict[str, dict[float, str]]:
+    """Each norm's runs at each learning rate: "stable" (every seed finished with a finite loss and its
+    quality below the task's threshold), "unstable" (a seed diverged or finished at or above it), or
+    "unknown" (no seed is unstable, but one failed or has not run)."""
+    states: dict[str, dict[float, str]] = {}
+    for norm in grid.norms:
+        states[norm] = {}
+        for lr in grid.lrs:
+            values = table.values(norm, bs, task.quality, lr)
+            if table.diverged_seeds(norm, bs, lr) or any(not v < task.stable_below for v in values):
+                states[norm][lr] = "unstable"
+            else:
+                states[norm][lr] = "stable" if len(values) == len(grid.seeds) else "unknown"
+    return states
+
+
+def stability_rule(grid: Grid, task: AblationTask) -> str:
+    """What `lr_stability` calls stable, in the report's words."""
+    threshold = f"{task.stable_below:.0%}" if task.quality == "test_error" else f"{task.stable_below:g}"
+    return f"every seed ({len(grid.seeds)}) finished with a finite loss and {LABELS[task.quality]} below {threshold}"
+
+
+def highest_stable_lr(states: dict[float, str]) -> float | None:
+    return max((lr for lr, state in states.items() if state == "stable"), default=None)
+
+
+def lr_claim(grid: Grid, task: AblationTask, table: Table, bs: int) -> Claim:
+    """BN's highest stable learning rate against every other norm's, at one batch size."""
+    claim = ("BatchNorm allows a higher learning rate than the other norms "
+             "(the seeds: \"BN enables significantly higher learning rates\")")
+    bns = batch_statistics_specs(grid)
+    if not bns or len(grid.norms) < 2 or len(grid.lrs) < 2:
+        return claim, "not measured", "needs bn, another norm and two learning rates in the grid"
+    bn, others = bns[0], [n for n in grid.norms if n != bns[0]]
+    states = lr_stability(grid, task, table, bs)
+    highest = {n: highest_stable_lr(states[n]) for n in grid.norms}
+    top = max(grid.lrs)
+
+    def shown(norm: str) -> str:
+        lr = highest[norm]
+        if lr is None:
+            return f"{norm} none (not stable at {min(grid.lrs):g} already)"
+        return f"{norm} {lr:g} ({LABELS[task.quality]} there {fmt_metric(task.quality, table.mean(norm, bs, task.quality, lr))})"
+    evidence = (f"highest stable {task.lr_axis_label(task.preset(grid.preset))}, runs at batch {bs} (stable: "
+                f"{stability_rule(grid, task)}): " + "; ".join(shown(n) for n in grid.norms) + ". "
+                f"Test: bn's must be strictly higher than every other norm's.")
+    # a failed or missing run above a norm's highest stable rate could raise it
+    uncertain = [n for n in grid.norms
+                 if any(s == "unknown" and (highest[n] is None or lr > highest[n]) for lr, s in states[n].items())]
+    at_top = [n for n in others if highest[n] == top]
+    if uncertain:
+        verdict = "inconclusive"
+        evidence += f" Runs that failed or have not run could raise the limit of {', '.join(uncertain)}."
+    elif highest[bn] == top and at_top:
+        verdict = "inconclusive"
+        evidence += (f" bn and {', '.join(at_top)} are all stable at the largest rate tried ({top:g}); the sweep "
+                     "does not reach their limits.")
+    elif highest[bn] is not None and all(highest[o] is None or highest[o] < highest[bn] for o in others):
+        verdict = "supported"
+    else:
+        verdict = "not supported"
+        rivals = [o for o in others if highest[o] is not None and (highest[bn] is None or highest[o] >= highest[bn])]
+        evidence += f" {', '.join(rivals)} {'is' if len(rivals) == 1 else 'are'} stable at a rate as high or higher."
+    if "none" in others and verdict != "inconclusive":  # the BatchNorm paper's own comparison
+        ahead = highest[bn] is not None and (highest["none"] is None or highest["none"] < highest[bn])
+        evidence += f" Against no normalization alone, bn's limit is {'higher' if ahead else 'not higher'}."
+    return claim, verdict, evidence
+
+
+# ---------------------------------------------------------------- the group count (GN paper, Table 3)
+def group_counts(grid: Grid, widths: set[int]) -> dict[str, dict[int, int]] | None:
+    """{norm: {width: G}} when the grid is a group-count ablation: every norm a GroupNorm with a fixed G
+    (gnG; ln is G = 1, in is G = C) and at least two gnG specs; else None. Plain `gn`, whose G
+    depends on the width, does not make one."""
+    specs = {n: parse_spec(n) for n in grid.norms}
+    if any(norm_kind(s).groups is None or (s.kind == "gn" and s.groups is None) for s in specs.values()):
+        return None
+    if sum(s.kind == "gn" for s in specs.values()) < 2:
+        return None
+    return {n: {w: norm_kind(s).groups(s, w) for w in sorted(widths)} for n, s in specs.items()}
+
+
+def group_count_claim(grid: Grid, task: AblationTask, table: Table, bs: int, widths: set[int]) -> Claim:
+    """The best intermediate G (1 < G < C in every layer) against G = 1 and G = C, by the 95 % interval
+    of the difference of the quality metric."""
+    claim = ("An intermediate group count beats both ends, G = 1 (LayerNorm) and G = C (InstanceNorm) "
+             "(the seeds: GroupNorm is \"a sweet spot between the instance-level and layer-level approaches\")")
+    groups = group_counts(grid, widths) or {}
+    q = task.quality
+    ends_one = [n for n, g in groups.items() if all(v == 1 for v in g.values())]
+    ends_c = [n for n, g in groups.items() if all(v == w for w, v in g.items())]
+    between = [n for n, g in groups.items() if all(1 < v < w for w, v in g.items())]
+    middle = [n for n in between if table.values(n, bs, q)]
+    if not ends_one or not ends_c or not middle:
+        return claim, "not measured", "needs G = 1 (gn1 or ln), G = C (in) and a G between them in every layer"
+    best = min(middle, key=lambda n: table.mean(n, bs, q))
+    diffs = {end: difference_interval(table.values(best, bs, q), table.values(end, bs, q)) for end in ends_one + ends_c}
+    if any(d is None for d in diffs.values()):
+        return claim, "not measured", "needs at least two seeds of each"
+    evidence = (f"{LABELS[q]} at batch {bs}, the best intermediate G ({best}, {fmt_metric(q, table.mean(best, bs, q))}) "
+                "minus each end: " + "; ".join(
+                    f"− {end} ({fmt_metric(q, table.mean(end, bs, q))}) = {_signed(q, d)} (95 % interval "
+                    f"{_signed(q, a)} … {_signed(q, b)})" for end, (d, a, b) in diffs.items())
+                + ". Test: every interval below 0 (the best intermediate G is picked after the fact, which favours it).")
+    if all(b < 0 for _, _, b in diffs.values()):
+        verdict = "supported"
+    elif any(d >= 0 for d, _, _ in diffs.values()):
+        verdict = "not supported"
+        evidence += " An end is at least as good on average."
+    else:
+        verdict = "inconclusive"
+        evidence += " Better on average, but an interval includes 0."
+    skipped = [n for n in groups if n not in between + ends_one + ends_c]
+    if skipped:
+        evidence += f" Not counted as intermediate: {', '.join(skipped)} (one channel per group in some layer)."
+    return claim, verdict, evidence

@@ -1,8 +1,9 @@
-"""The ablation grid: every (norm, batch size, seed) trained and scored, resumable.
+"""The ablation grid: every (norm, batch size, seed[, learning rate]) trained and scored, resumable.
 
 Layout of the output folder:
     settings.json           what the grid is; a rerun with other settings is refused
-    runs/<run>/result.json  one per run: status "ok" with its metrics, or "failed" with the error
+    runs/<run>/result.json  one per run: status "ok" with its metrics, "diverged" (the loss became
+                            NaN or inf) or "failed" with the error
     runs/<run>/*.png        its generated digits or stylized photos (train/ with weights only if kept)
     results.csv, report.md, *.png   rebuilt from the run results after every grid pass
 """
@@ -12,20 +13,24 @@ from __future__ import annotations
 import json
 import shutil
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from stylenorm.ablation.presets import Preset, preset_dict, steps_for
-from stylenorm.ablation.records import Grid, read_result, run_dir, write_result
+from stylenorm.ablation.records import FINISHED, Cell, Grid, read_result, run_dir, write_result
 from stylenorm.ablation.report import write_report
 from stylenorm.ablation.tasks import get_task
 from stylenorm.atomic import atomic_output, check_writable
+from stylenorm.devices import set_threads
 from stylenorm.errors import StylenormError
 from stylenorm.norms import NormSpecError, norm_kind
+from stylenorm.training import NonFiniteLossError
 
-Runner = Callable[[str, int, int, Path], dict[str, Any]]  # (norm, batch size, seed, run folder) -> result
+# (norm, batch size, seed, run folder) -> result; on a learning-rate axis also base_lr=<its value>
+Runner = Callable[..., dict[str, Any]]
 
 
 def settings(grid: Grid) -> dict[str, Any]:
@@ -34,6 +39,7 @@ def settings(grid: Grid) -> dict[str, Any]:
     return {
         "task": grid.task, "preset": grid.preset, "preset_values": preset_dict(task.preset(grid.preset)),
         "norms": list(grid.norms), "batch_sizes": list(grid.batch_sizes), "seeds": list(grid.seeds),
+        **({"lrs": list(grid.lrs)} if grid.lrs else {}),  # absent without the axis: older grids stay resumable
         **task.input_settings(grid),
     }
 
@@ -44,6 +50,11 @@ def validate(grid: Grid) -> None:
     preset = task.preset(grid.preset)
     if not grid.norms or not grid.batch_sizes or not grid.seeds:
         raise StylenormError("the grid is empty; give at least one norm, one batch size and one seed")
+    if grid.lrs and task.stable_below is None:
+        raise StylenormError(f"--lrs is implemented for the classification task only; the {grid.task} task has no "
+                             "threshold that tells a stable run from a failed one")
+    if grid.lrs and min(grid.lrs) <= 0:
+        raise StylenormError(f"learning rates must be positive, got {min(grid.lrs)}")
     for norm in grid.norms:
         try:
             kind = norm_kind(norm)
@@ -85,28 +96,37 @@ def check_settings(out_dir: Path, grid: Grid) -> None:
 
 def _runner(grid: Grid, preset: Preset) -> Runner:
     task = get_task(grid.task)
-    return lambda norm, bs, seed, folder: task.run(grid, preset, norm, bs, seed, folder)
+
+    def run(norm: str, bs: int, seed: int, folder: Path, base_lr: float | None = None) -> dict[str, Any]:
+        # the axis value is the preset's lr, so the task's own scaling with the batch size still applies
+        return task.run(grid, preset if base_lr is None else replace(preset, lr=base_lr), norm, bs, seed, folder)
+    return run
 
 
-def _execute(run: Runner, grid: Grid, norm: str, bs: int, seed: int, folder: Path) -> dict[str, Any]:
-    """One run, as the record its result.json holds; a crashed run is data, not the end of the grid."""
-    record: dict[str, Any] = {"task": grid.task, "norm": norm, "batch_size": bs, "seed": seed}
+def _execute(run: Runner, grid: Grid, cell: Cell, folder: Path) -> dict[str, Any]:
+    """One run, as the record its result.json holds; a crashed or diverged run is data, not the end of the grid."""
+    record: dict[str, Any] = {"task": grid.task, "norm": cell.norm, "batch_size": cell.batch_size, "seed": cell.seed}
+    axis = {} if cell.base_lr is None else {"base_lr": cell.base_lr}
+    record.update(axis)
+    shutil.rmtree(folder / "train", ignore_errors=True)  # a failed attempt's checkpoints: the run starts afresh
     try:
-        record.update(run(norm, bs, seed, folder))
+        record.update(run(cell.norm, cell.batch_size, cell.seed, folder, **axis))
         record["status"] = "ok"
-        if not grid.keep_weights:  # megabytes per run; the scores and pictures stay
-            shutil.rmtree(folder / "train", ignore_errors=True)
     except KeyboardInterrupt:
         raise
+    except NonFiniteLossError as exc:
+        record.update(status="diverged", error=str(exc).splitlines()[0])
     except Exception as exc:
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0],
                       traceback=traceback.format_exc())
+    if record["status"] in FINISHED and not grid.keep_weights:  # megabytes per run; the scores and pictures stay
+        shutil.rmtree(folder / "train", ignore_errors=True)
     return record
 
 
-def _execute_in_worker(grid: Grid, preset: Preset, norm: str, bs: int, seed: int, folder: Path) -> dict[str, Any]:
+def _execute_in_worker(grid: Grid, preset: Preset, cell: Cell, folder: Path) -> dict[str, Any]:
     torch.set_num_threads(1)  # the workers share the cores between them
-    return _execute(_runner(grid, preset), grid, norm, bs, seed, folder)
+    return _execute(_runner(grid, preset), grid, cell, folder)
 
 
 def run_grid(grid: Grid, out_dir: str | Path, progress: bool = True, runner: Runner | None = None) -> Path:
@@ -119,22 +139,21 @@ def run_grid(grid: Grid, out_dir: str | Path, progress: bool = True, runner: Run
     check_writable(out_dir, folder=True)
     validate(grid)
     check_settings(out_dir, grid)
-    if grid.threads:
-        torch.set_num_threads(grid.threads)
+    set_threads(grid.threads)
     from tqdm.auto import tqdm
 
     preset = get_task(grid.task).preset(grid.preset)  # as this process sees it (the workers are given it)
     todo = []
-    for norm, bs, seed in grid.runs():
-        folder = run_dir(out_dir, norm, bs, seed)
+    for cell in grid.runs():
+        folder = run_dir(out_dir, *cell)
         previous = read_result(folder)
-        if not (previous and previous.get("status") == "ok"):
-            todo.append((norm, bs, seed, folder))
+        if not (previous and previous.get("status") in FINISHED):
+            todo.append((cell, folder))
     bar = tqdm(total=len(todo), desc=f"ablate {grid.task}", unit="run", disable=not progress, dynamic_ncols=True)
 
     def save(record: dict[str, Any], folder: Path) -> None:
         if record["status"] != "ok":
-            bar.write(f"{folder.name} failed: {record['error']}")
+            bar.write(f"{folder.name} {record['status']}: {record['error']}")
         write_result(folder, record)
         bar.set_postfix_str(folder.name)
         bar.update()
@@ -144,13 +163,18 @@ def run_grid(grid: Grid, out_dir: str | Path, progress: bool = True, runner: Run
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(grid.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_execute_in_worker, grid, preset, *job): job[3] for job in todo}
+            futures = {pool.submit(_execute_in_worker, grid, preset, cell, folder): folder for cell, folder in todo}
             for future in as_completed(futures):
                 save(future.result(), futures[future])
     else:
         run = runner or _runner(grid, preset)
-        for norm, bs, seed, folder in todo:
-            bar.set_postfix_str(f"{folder.name}: {steps_for(preset, bs)} steps")
-            save(_execute(run, grid, norm, bs, seed, folder), folder)
+        for cell, folder in todo:
+            bar.set_postfix_str(f"{folder.name}: {steps_for(preset, cell.batch_size)} steps")
+            save(_execute(run, grid, cell, folder), folder)
     bar.close()
-    return write_report(out_dir, grid)
+    report = write_report(out_dir, grid)
+    results = [read_result(run_dir(out_dir, *cell)) for cell in grid.runs()]
+    if not any(r and r.get("status") in FINISHED for r in results):
+        raise StylenormError(f"every run of the grid failed (the errors are in {report} and each run's result.json); "
+                             "fix the cause and run the same command again to retry them")
+    return report

@@ -9,7 +9,7 @@ import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from stylenorm.ablation.presets import DEFAULT_BATCH_SIZES, DEFAULT_NORMS, DEFAULT_SEEDS
 from stylenorm.atomic import atomic_output
@@ -31,17 +31,35 @@ class Grid:
     keep_weights: bool = False  # keep each run's train/ folder (weights, checkpoints) after scoring it
     workers: int = 1  # runs in parallel, each in its own one-thread process
     command: str = ""  # how the grid was launched, for the report
+    # The learning-rate axis, each value the preset's `lr` (for classification: at batch 32, scaled
+    # linearly to the others). Empty: no axis, every run at the preset's own learning rate.
+    lrs: tuple[float, ...] = ()
 
-    def runs(self) -> list[tuple[str, int, int]]:
-        return [(n, b, s) for n in self.norms for b in self.batch_sizes for s in self.seeds]
+    def runs(self) -> list[Cell]:
+        return [Cell(n, b, s, lr) for n in self.norms for b in self.batch_sizes for lr in (self.lrs or (None,))
+                for s in self.seeds]
 
 
-def run_name(norm: str, batch_size: int, seed: int) -> str:
-    return f"{norm}_bs{batch_size}_seed{seed}"
+class Cell(NamedTuple):
+    """One run of a grid."""
+
+    norm: str
+    batch_size: int
+    seed: int
+    base_lr: float | None = None  # its value on the learning-rate axis; None: the grid has none
 
 
-def run_dir(out_dir: Path, norm: str, batch_size: int, seed: int) -> Path:
-    return Path(out_dir) / "runs" / run_name(norm, batch_size, seed)
+# A run that ended with a non-finite loss diverged: a result of its learning rate, not a crash, so
+# a rerun skips it like a finished one (the same seed diverges again).
+FINISHED = ("ok", "diverged")
+
+
+def run_name(norm: str, batch_size: int, seed: int, base_lr: float | None = None) -> str:
+    return f"{norm}_bs{batch_size}" + ("" if base_lr is None else f"_lr{base_lr:g}") + f"_seed{seed}"
+
+
+def run_dir(out_dir: Path, norm: str, batch_size: int, seed: int, base_lr: float | None = None) -> Path:
+    return Path(out_dir) / "runs" / run_name(norm, batch_size, seed, base_lr)
 
 
 def read_result(run_dir: Path) -> dict[str, Any] | None:
@@ -61,33 +79,40 @@ def write_result(run_dir: Path, record: dict[str, Any]) -> None:
 def collect(out_dir: Path, grid: Grid) -> list[dict[str, Any]]:
     """The results of the grid's runs that have one, in the grid's order."""
     rows = []
-    for norm, bs, seed in grid.runs():
-        result = read_result(run_dir(out_dir, norm, bs, seed))
+    for cell in grid.runs():
+        result = read_result(run_dir(out_dir, *cell))
         if result is not None:
             rows.append(result)
     return rows
 
 
 class Table:
-    """Seed-averaged metrics of the successful runs, by (norm, batch size)."""
+    """Seed-averaged metrics of the successful runs, by (norm, batch size) and, on a learning-rate
+    axis, by its value (`lr`; None takes the runs at every value)."""
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         self.ok = [r for r in rows if r.get("status") == "ok"]
+        self.diverged = [r for r in rows if r.get("status") == "diverged"]
 
-    def values(self, norm: str, bs: int, key: str) -> list[float]:
-        return [float(r[key]) for r in self.ok if r["norm"] == norm and r["batch_size"] == bs and r.get(key) is not None]
+    def values(self, norm: str, bs: int, key: str, lr: float | None = None) -> list[float]:
+        return [float(r[key]) for r in self.ok if r["norm"] == norm and r["batch_size"] == bs and r.get(key) is not None
+                and (lr is None or r.get("base_lr") == lr)]
 
-    def mean(self, norm: str, bs: int, key: str) -> float | None:
-        vals = self.values(norm, bs, key)
+    def diverged_seeds(self, norm: str, bs: int, lr: float | None = None) -> int:
+        return sum(r["norm"] == norm and r["batch_size"] == bs and (lr is None or r.get("base_lr") == lr)
+                   for r in self.diverged)
+
+    def mean(self, norm: str, bs: int, key: str, lr: float | None = None) -> float | None:
+        vals = self.values(norm, bs, key, lr)
         return statistics.fmean(vals) if vals else None
 
-    def std(self, norm: str, bs: int, key: str) -> float:
-        vals = self.values(norm, bs, key)
+    def std(self, norm: str, bs: int, key: str, lr: float | None = None) -> float:
+        vals = self.values(norm, bs, key, lr)
         return statistics.stdev(vals) if len(vals) > 1 else 0.0
 
-    def half_interval(self, norm: str, bs: int, key: str) -> float:
+    def half_interval(self, norm: str, bs: int, key: str, lr: float | None = None) -> float:
         """Half-width of the 95 % confidence interval of the mean over seeds (Student's t)."""
-        vals = self.values(norm, bs, key)
+        vals = self.values(norm, bs, key, lr)
         return t_quantile(len(vals) - 1) * statistics.stdev(vals) / len(vals) ** 0.5 if len(vals) > 1 else 0.0
 
 

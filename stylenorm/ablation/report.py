@@ -9,9 +9,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from stylenorm.ablation.claims import LABELS, check_claims
+from stylenorm.ablation.claims import (LABELS, check_claims, fmt_metric, group_count_claim, group_counts,
+                                       highest_stable_lr, lr_claim, lr_stability, stability_rule)
 from stylenorm.ablation.presets import preset_dict
-from stylenorm.ablation.records import Grid, Table, collect, run_dir, run_name
+from stylenorm.ablation.records import FINISHED, Grid, Table, collect, difference_interval, run_dir, run_name
 from stylenorm.ablation.tasks import TASKS, AblationTask, get_task
 from stylenorm.atomic import atomic_output
 
@@ -20,14 +21,23 @@ from stylenorm.atomic import atomic_output
 CSV_COLUMNS = ["task", "norm", "batch_size", "seed", "status", "steps", "images", "lr", "test_error", "heldout_loss",
                "fid", "heldout_content", "heldout_style", "bn_train_mode_error", "bn_eval_mode_error",
                "bn_train_mode_loss", "bn_eval_mode_loss", "images_per_s", "memory_mb", "error"]
+# A grid with a learning-rate axis adds its value after the seed (`lr` is the rate the run used at its batch size).
+LR_AXIS_COLUMN = "base_lr"
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def csv_columns(grid: Grid) -> list[str]:
+    if not grid.lrs:
+        return CSV_COLUMNS
+    at = CSV_COLUMNS.index("seed") + 1
+    return [*CSV_COLUMNS[:at], LR_AXIS_COLUMN, *CSV_COLUMNS[at:]]
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str] = CSV_COLUMNS) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
     with atomic_output(path) as tmp:
         tmp.write_text(buffer.getvalue())
 
@@ -46,7 +56,7 @@ def make_plots(out_dir: Path, grid: Grid, task: AblationTask, rows: list[dict[st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    table = Table(rows)
+    table = Table(at_lr(rows, reference_lr(grid, task)))
     written = []
 
     def save(fig, name: str, dpi: int = 110) -> None:
@@ -118,7 +128,7 @@ def make_plots(out_dir: Path, grid: Grid, task: AblationTask, rows: list[dict[st
     # image grids: one per norm, from the smallest batch size (the most optimizer steps) and the first seed
     picture = task.picture
     bs, seed = min(grid.batch_sizes), grid.seeds[0]
-    shown = [(n, run_dir(out_dir, n, bs, seed) / picture.file) for n in grid.norms] if picture else []
+    shown = [(n, run_dir(out_dir, n, bs, seed, reference_lr(grid, task)) / picture.file) for n in grid.norms] if picture else []
     shown = [(n, p) for n, p in shown if p.is_file()]
     if shown:
         from PIL import Image
@@ -136,23 +146,140 @@ def make_plots(out_dir: Path, grid: Grid, task: AblationTask, rows: list[dict[st
             ax.set_title(norm)
         fig.suptitle(f"{picture.caption}, batch {bs}, seed {seed}")
         save(fig, "image_grids.png", dpi=80)
+
+    if len(grid.lrs) > 1:  # the quality metric against the learning rate, where each norm becomes unstable
+        sweep, q = Table(rows), task.quality
+        label = task.lr_axis_label(task.preset(grid.preset))
+        fig, axes = plt.subplots(1, len(grid.batch_sizes), figsize=(5.2 * len(grid.batch_sizes), 3.8), squeeze=False)
+        for ax, bs in zip(axes[0], grid.batch_sizes):
+            for i, norm in enumerate(grid.norms):
+                color = f"C{i % 10}"
+                pts = [(lr, sweep.mean(norm, bs, q, lr), sweep.half_interval(norm, bs, q, lr)) for lr in grid.lrs]
+                pts = [p for p in pts if p[1] is not None]
+                ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
+                            color=color, label=norm)
+                diverged = [lr for lr in grid.lrs if sweep.diverged_seeds(norm, bs, lr)]
+                ax.scatter(diverged, [1.0] * len(diverged), marker="x", color=color, zorder=3)
+            ax.axhline(task.stable_below, color="grey", linestyle="--", linewidth=0.8)
+            ax.set(xscale="log", yscale="log", xlabel=label, ylabel=LABELS[q],
+                   title=f"batch {bs}: × at the top = a seed diverged; dashed: stable below")
+            ax.title.set_fontsize(8)
+            ax.set_xticks(list(grid.lrs), [f"{lr:g}" for lr in grid.lrs])
+            from matplotlib.ticker import NullLocator, PercentFormatter
+
+            ax.xaxis.set_minor_locator(NullLocator())
+            if q == "test_error":
+                ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        axes[0][-1].legend(fontsize=7)
+        save(fig, f"{q}_vs_lr.png")
     return written
 
 
 # ---------------------------------------------------------------- report
+def reference_lr(grid: Grid, task: AblationTask) -> float | None:
+    """On a learning-rate axis, the rate whose runs fill the tables by batch size and the claims on them:
+    the preset's own if the grid has it, else the grid's smallest. None without an axis (every run)."""
+    if not grid.lrs:
+        return None
+    lr = task.preset(grid.preset).lr
+    return lr if lr in grid.lrs else min(grid.lrs)
+
+
+def at_lr(rows: list[dict[str, Any]], lr: float | None) -> list[dict[str, Any]]:
+    return rows if lr is None else [r for r in rows if r.get("base_lr") == lr]
+
+
+def _with_diverged(text: str | None, diverged: int, seeds: int) -> str:
+    """A table cell: the finished seeds' numbers, and how many seeds diverged."""
+    if not diverged:
+        return text or "—"
+    return "diverged" if text is None else f"{text} ({diverged} of {seeds} diverged)"
+
+
+def lr_section(grid: Grid, task: AblationTask, sweep: Table) -> list[str]:
+    q, label = task.quality, task.lr_axis_label(task.preset(grid.preset))
+    lines = ["## Learning rate", "",
+             f"{LABELS[q]} by {label} (mean ± 95 % interval over seeds {', '.join(map(str, grid.seeds))}). A rate is "
+             f"stable for a norm when {stability_rule(grid, task)}; \"(not stable)\": a seed finished above it.", ""]
+    for bs in grid.batch_sizes:
+        states = lr_stability(grid, task, sweep, bs)
+        lines += [f"Batch {bs}:", "", "| norm | " + " | ".join(f"{lr:g}" for lr in grid.lrs) + " | highest stable |",
+                  "|---|" + "---|" * (len(grid.lrs) + 1)]
+        for norm in grid.norms:
+            cells = []
+            for lr in grid.lrs:
+                mean = sweep.mean(norm, bs, q, lr)
+                text = None if mean is None else f"{fmt_metric(q, mean)} ± {fmt_metric(q, sweep.half_interval(norm, bs, q, lr))}"
+                diverged = sweep.diverged_seeds(norm, bs, lr)
+                cell = _with_diverged(text, diverged, len(grid.seeds))
+                cells.append(cell + (" (not stable)" if states[norm][lr] == "unstable" and not diverged else ""))
+            highest = highest_stable_lr(states[norm])
+            lines.append(f"| {norm} | " + " | ".join(cells) + f" | {'none' if highest is None else f'{highest:g}'} |")
+        claim, verdict, evidence = lr_claim(grid, task, sweep, bs)
+        lines += ["", f"- **{claim}: {verdict}.** {evidence}", ""]
+    return lines
+
+
+def group_count_section(grid: Grid, task: AblationTask, table: Table) -> list[str]:
+    """The GroupNorm paper's Table 3 at this model's widths, when the grid varies G only."""
+    q, widths = task.quality, task.widths(task.preset(grid.preset))
+    groups = group_counts(grid, widths)
+    if groups is None:
+        return []
+    shown = "/".join(map(str, sorted(widths)))
+    lines = ["## Group count (the GroupNorm paper's Table 3)", "",
+             "The paper varies G for ResNet-50 on ImageNet. The seeds do not give its numbers, so none are quoted "
+             "here; what they say is that G = 1 is LayerNorm, G = C is InstanceNorm, and a G between them is "
+             "\"a sweet spot\". Here G is fixed across the layers, so channels per group grow with the width.", ""]
+    order = sorted(groups, key=lambda n: (groups[n][max(widths)], n))
+    for bs in grid.batch_sizes:
+        means = {n: table.mean(n, bs, q) for n in order if table.mean(n, bs, q) is not None}
+        if not means:
+            continue
+        best = min(means, key=means.get)
+        lines += [f"Batch {bs}, {LABELS[q]} (mean ± 95 % interval over seeds {', '.join(map(str, grid.seeds))}):", "",
+                  f"| norm | G at widths {shown} | channels per group | {LABELS[q]} | difference to the best G ({best}), "
+                  "95 % interval |", "|---|---|---|---|---|"]
+        for n in order:
+            mean = means.get(n)
+            text = None if mean is None else f"{fmt_metric(q, mean)} ± {fmt_metric(q, table.half_interval(n, bs, q))}"
+            diff = difference_interval(table.values(n, bs, q), table.values(best, bs, q))
+            gap = ("best" if n == best else "—" if diff is None else
+                   f"{diff[0] * 100:+.2f} ({diff[1] * 100:+.2f} … {diff[2] * 100:+.2f}) points" if q == "test_error" else
+                   f"{diff[0]:+.4g} ({diff[1]:+.4g} … {diff[2]:+.4g})")
+            lines.append(f"| {n} | {'/'.join(map(str, groups[n].values()))} | "
+                         f"{'/'.join(str(w // g) for w, g in groups[n].items())} | "
+                         f"{_with_diverged(text, table.diverged_seeds(n, bs), len(grid.seeds))} | {gap} |")
+        claim, verdict, evidence = group_count_claim(grid, task, table, bs, widths)
+        lines += ["", f"- **{claim}: {verdict}.** {evidence}", ""]
+    return lines
+
+
 def render(grid: Grid, task: AblationTask, rows: list[dict[str, Any]], plots: list[str]) -> str:
-    table = Table(rows)
+    everything = Table(rows)
+    ref_lr = reference_lr(grid, task)
+    table = Table(at_lr(rows, ref_lr))
     preset = task.preset(grid.preset)
-    failed = [r for r in rows if r.get("status") != "ok"]
+    failed = [r for r in rows if r.get("status") not in FINISHED]
+    diverged = everything.diverged
     lines = [f"# Norm ablation: {grid.task} ({grid.preset} preset)", ""]
     if grid.command:
         lines += ["Produced by:", "", "```", grid.command, "```", ""]
     lines += [
-        f"{len(table.ok)} of {len(grid.runs())} runs finished" + (f", {len(failed)} failed (below)" if failed else "") + ".",
+        f"{len(everything.ok)} of {len(grid.runs())} runs finished"
+        + (f", {len(diverged)} diverged (a non-finite loss; below)" if diverged else "")
+        + (f", {len(failed)} failed (below)" if failed else "") + ".",
         "",
         "## Setup",
         "",
         task.budget_line(grid, preset),
+    ]
+    if ref_lr is not None:
+        lines.append(f"- Learning rates: the tables by batch size, the plots by batch size and the claims after them use "
+                     f"the runs at {task.lr_axis_label(preset)} {ref_lr:g} ("
+                     + ("the preset's" if ref_lr == preset.lr else "the grid's smallest; the preset's is not in it")
+                     + "); the section \"Learning rate\" uses every run.")
+    lines += [
         f"- Preset values: `{json.dumps(preset_dict(preset))}`",
         "- " + task.model_line(grid, preset),
         "- Throughput: training images/s over the run's steps (first three left out). Memory: one training step of a "
@@ -170,26 +297,32 @@ def render(grid: Grid, task: AblationTask, rows: list[dict[str, Any]], plots: li
             cells = []
             for bs in grid.batch_sizes:
                 m = table.mean(norm, bs, key)
-                cells.append("—" if m is None else f"{m:.4g} ± {table.std(norm, bs, key):.2g}")
+                cells.append(_with_diverged(None if m is None else f"{m:.4g} ± {table.std(norm, bs, key):.2g}",
+                                            table.diverged_seeds(norm, bs), len(grid.seeds)))
             lines.append(f"| {norm} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## The seeds' claims against these measurements", ""]
     for claim, verdict, evidence in check_claims(grid, task, list(TASKS.values()), table):
         lines += [f"- **{claim}: {verdict}.** {evidence}"]
     lines.append("")
+    lines += group_count_section(grid, task, table)
+    if len(grid.lrs) > 1:
+        lines += lr_section(grid, task, everything)
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
-    if failed:
-        lines += ["## Failed runs", "", "| run | error |", "|---|---|"]
-        lines += [f"| {run_name(r['norm'], r['batch_size'], r['seed'])} | {r.get('error', '')} |" for r in failed]
-        lines.append("")
+    for title, listed in (("Diverged runs", diverged), ("Failed runs", failed)):
+        if listed:
+            lines += [f"## {title}", "", "| run | error |", "|---|---|"]
+            lines += [f"| {run_name(r['norm'], r['batch_size'], r['seed'], r.get('base_lr'))} | {r.get('error', '')} |"
+                      for r in listed]
+            lines.append("")
     return "\n".join(lines)
 
 
 def write_report(out_dir: Path, grid: Grid) -> Path:
     task = get_task(grid.task)
     rows = collect(out_dir, grid)
-    write_csv(out_dir / "results.csv", rows)
+    write_csv(out_dir / "results.csv", rows, csv_columns(grid))
     plots = make_plots(out_dir, grid, task, rows)
     path = out_dir / "report.md"
     with atomic_output(path) as tmp:

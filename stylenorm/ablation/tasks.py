@@ -40,6 +40,9 @@ class AblationTask(ABC):
     epoch_error_curves: bool = False  # runs record the test error after each epoch (`error_curve`)
     right_norm: tuple[tuple[str, ...], str] | None = None  # (norm kinds, the claim that they suit this task)
     plain_gn_note: bool = False  # remind the reader that plain gn is IN at narrow widths (the model has them)
+    # The learning-rate axis (--lrs): a run that finished with its quality at or above this is not
+    # stable either; None: the task has no such threshold and no axis.
+    stable_below: float | None = None
 
     def preset(self, name: str) -> Preset:
         return get_preset(self.name, name)
@@ -62,6 +65,10 @@ class AblationTask(ABC):
     @abstractmethod
     def widths(self, preset: Preset) -> set[int]:
         """Channel widths of the model's normalized layers."""
+
+    def lr_axis_label(self, preset: Preset) -> str:
+        """What a value of the learning-rate axis is (the preset's `lr`, which the task scales with the batch)."""
+        return "the preset's learning rate"
 
     def budget_line(self, grid: Grid, preset: Preset) -> str:
         steps = ", ".join(f"batch {b}: {steps_for(preset, b)} steps" for b in grid.batch_sizes)
@@ -160,6 +167,7 @@ class ClassificationAblation(AblationTask):
     quality = "test_error"
     bn_measure = "error"
     epoch_error_curves = True
+    stable_below = 0.5  # half the test digits wrong: far from chance (90 %) and from any trained run (2-7 %)
 
     def build_model(self, grid: Grid, preset: Preset, norm: str) -> nn.Module:
         from stylenorm.ablation.classification_task import ResNetClassifier
@@ -176,10 +184,15 @@ class ClassificationAblation(AblationTask):
 
         return model_widths(preset)
 
+    def lr_axis_label(self, preset: Preset) -> str:
+        return f"learning rate at batch {preset.reference_batch}"
+
     def budget_line(self, grid: Grid, preset: Preset) -> str:
         steps = ", ".join(f"batch {b}: {steps_for(preset, b)} steps" for b in grid.batch_sizes)
+        base = (f"{preset.lr}" if not grid.lrs else
+                f"the {self.lr_axis_label(preset)}, one of {', '.join(f'{lr:g}' for lr in grid.lrs)},")
         return (f"- Budget: every run trains {preset.epochs} epochs of the same {preset.images} images, so steps = "
-                f"{preset.epochs} × {preset.images} / batch size ({steps}); learning rate = {preset.lr} × batch / "
+                f"{preset.epochs} × {preset.images} / batch size ({steps}); learning rate = {base} × batch / "
                 f"{preset.reference_batch} (the paper's linear scaling rule); the data order is a function of the seed, "
                 "the same for every norm.")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from stylenorm.bench.common import resolve_devices, time_samples_ms, write_report
+from stylenorm.devices import set_threads
 from stylenorm.diffusion.schedule import Diffusion
 from stylenorm.diffusion.unet import UNet, UNetConfig
 
@@ -114,8 +115,7 @@ def measure(model: torch.nn.Module, is_diffusers: bool, shape: BenchShape, devic
 
 def run_diffusion_benchmark(output: str | os.PathLike = "results/bench_diffusion.md", device: str | None = None,
                             quick: bool = False, threads: int | None = None, echo=print) -> str:
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     shape = QUICK if quick else FULL
     devices = resolve_devices(device)
     rows, notes = [], []

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from stylenorm.bench.common import gigabytes_per_second, resolve_devices, time_ms, write_report
 from stylenorm.kernels import group_norm_film_silu, group_norm_film_silu_reference
@@ -56,7 +57,9 @@ def run_fused_benchmark(output: Path, device: str | None, repeats: int, quick: b
             compiled = _compiled_reference()
             if compiled is not None:
                 variants["torch.compile(composition)"] = compiled
-        for shape, dtype, channels_last in _cases(dev, quick):
+        cases = list(_cases(dev, quick))
+        # minutes without output otherwise; the trainers' kind of bar, removed when done
+        for shape, dtype, channels_last in tqdm(cases, desc=f"bench fused {dev.type}", unit="shape", leave=False):
             x, params = _make_inputs(shape, dtype, channels_last, dev, requires_grad=False)
             traffic = 2 * x.numel() * x.element_size()
             copy_target = torch.empty_like(x)

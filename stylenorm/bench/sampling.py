@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from stylenorm.bench.common import resolve_devices, write_report
+from stylenorm.devices import set_threads
 from stylenorm.errors import StylenormError
 
 SAMPLERS = {"ddpm": ("ddim", 1.0), "ddim": ("ddim", 0.0), "dpm++": ("dpm++", 0.0),
@@ -58,8 +59,7 @@ def run_sampling_benchmark(output: Path, plot: Path | None = None, weights: str 
         raise StylenormError(f"unknown sampler(s) {unknown}; use {', '.join(SAMPLERS)}")
     if num_samples < 10 or any(n < 1 for n in steps):
         raise StylenormError("--num-samples must be at least 10 and every step count at least 1")
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     dev = resolve_devices(device)[0]
     loaded = load_diffusion_model(weights, dev)
     classifier = load_digit_classifier()

@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+from tqdm.auto import tqdm
 
 from stylenorm.bench.common import format_bytes, interleaved_medians_ms, peak_memory_bytes, resolve_devices, write_report
+from stylenorm.devices import set_threads
 from stylenorm.errors import StylenormError
 from stylenorm.export import run_onnx
 from stylenorm.images import to_tensor, to_uint8
@@ -51,8 +53,7 @@ def psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
 def run_stylize_benchmark(output: str | os.PathLike = "results/bench_stylize.md", device: str | None = None,
                           repeats: int = 5, quick: bool = False, threads: int | None = None,
                           sizes: Sequence[tuple[int, int]] | None = None, echo=print) -> str:
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     devices = resolve_devices(device)
     sizes = list(sizes or (QUICK_SIZES if quick else SIZES))
     repeats = 1 if quick else repeats
@@ -66,7 +67,8 @@ def run_stylize_benchmark(output: str | os.PathLike = "results/bench_stylize.md"
         precision = str(dtype).removeprefix("torch.")
         label = f"stylize, auto = {precision}, channels_last"
         labels.append(f"{dev.type}: auto = {precision}")
-        for width, height in sizes:
+        # minutes without output otherwise; the trainers' kind of bar, removed when done
+        for width, height in tqdm(sizes, desc=f"bench stylize {dev.type}", unit="size", leave=False):
             x = photo(width, height)
 
             def eager() -> torch.Tensor:

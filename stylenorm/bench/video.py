@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from stylenorm.bench.common import markdown_table, resolve_devices, write_report
+from stylenorm.devices import set_threads
 from stylenorm.errors import StylenormError
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
@@ -175,8 +176,7 @@ def run_video_benchmark(output: str | os.PathLike = "results/bench_video.md", de
     from stylenorm.style.stylize import resolve_style
     from stylenorm.style.temporal import FLOW_BLEND, NORM_MOMENTUM, SceneCuts
 
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     devices = resolve_devices(device)
     if quick:
         size, frames, speed_frames, speed_sizes = (96, 64), 6, 2, ((128, 72),)

@@ -9,7 +9,7 @@ FID, at a scale that fits digits.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylenorm.checkpoints import load_into, load_model, refuse_shipped_output, shipped_weights, user_weights_dir
-from stylenorm.errors import StylenormError
+from stylenorm.checkpoints import (
+    load_into, load_model, refuse_shipped_output, run_directory, shipped_weights, user_weights_dir,
+)
+from stylenorm.diffusion.config import ClassifierConfig  # re-exported: its old home
 from stylenorm.diffusion.data import DatasetError, load_images, split_holdout
 from stylenorm.training import FitConfig, TrainingTask, fit
 
@@ -50,27 +52,6 @@ class DigitClassifier(nn.Module):
         return self.head(self.dropout(self.features(images)))
 
 
-@dataclass
-class ClassifierConfig:
-    data: str = "mnist5k"
-    holdout: int = 1000
-    steps: int = 1500
-    batch_size: int = 64
-    lr: float = 1e-3
-    seed: int = 0
-    output: str | None = None  # default: <user data folder>/weights/mnist_classifier.safetensors
-    run_dir: str | None = None  # checkpoints; None: none are written (the training takes a minute)
-    checkpoint_every: int = 0
-    resume: str | None = None  # a checkpoint, or a run_dir holding checkpoints/step_*
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "holdout"):  # the held-out accuracy is the classifier's card
-            if getattr(self, name) < 1:
-                raise StylenormError(f"--{name} {getattr(self, name)} is below 1; pass at least 1")
-        if self.lr <= 0:
-            raise StylenormError(f"--lr {self.lr} must be positive, e.g. 1e-3")
-
-
 def _augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random shifts of up to 2 pixels: cheap, and keeps the features robust to placement."""
     shifted = F.pad(images, (2, 2, 2, 2), value=-1.0)
@@ -89,7 +70,7 @@ def accuracy(model: DigitClassifier, images: torch.Tensor, labels: torch.Tensor,
 
 
 # options that are where files go, not how the model was made: never in a shipped card
-LOCAL_OPTIONS = ("output", "run_dir", "resume", "checkpoint_every")
+LOCAL_OPTIONS = ("output", "run_dir", "resume", "checkpoint_every", "threads")
 
 
 class ClassifierTask(TrainingTask):
@@ -162,10 +143,12 @@ def train_digit_classifier(config: ClassifierConfig) -> tuple[Path, float]:
     """Train, evaluate on the held-out split, and save weights plus card. Returns (path, accuracy)."""
     output = Path(config.output) if config.output else user_weights_dir() / "mnist_classifier.safetensors"
     refuse_shipped_output(output)  # checked before training, so a run never ends in a refusal
+    # a resume continues in the run it was given (where it is now), unless run_dir says otherwise
+    run_dir = config.run_dir or (run_directory(config.resume) if config.resume else None)
     result = fit(ClassifierTask(config), FitConfig(
-        steps=config.steps, lr=config.lr, run_dir=Path(config.run_dir) if config.run_dir else None, seed=config.seed,
+        steps=config.steps, lr=config.lr, run_dir=Path(run_dir) if run_dir else None, seed=config.seed,
         checkpoint_every=config.checkpoint_every, eval_every=config.steps, resume=config.resume, output=output,
-        cpu=True, desc="classifier",  # tensors this small train fastest on the CPU
+        threads=config.threads, cpu=True, desc="classifier",  # tensors this small train fastest on the CPU
     ))
     return output, result.card["held_out_accuracy"]
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from stylenorm.errors import StylenormError
+from stylenorm.images import usable_images, warn_skipped
 
 BUNDLED_MNIST = Path(__file__).resolve().parent.parent / "data" / "mnist5k.npz"
 TORCHVISION_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
@@ -33,6 +34,7 @@ class ImageData:
     labels: torch.Tensor | None  # (N,) long, or None for an unlabelled folder
     num_classes: int
     source: str
+    skipped: tuple[Path, ...] = ()  # files of an image folder that could not be used
 
 
 def _fit(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -72,15 +74,16 @@ def _finish(uint8: np.ndarray, labels: np.ndarray | None, num_classes: int, size
 
 
 def _load_folder(folder: Path, size: int, channels: int) -> ImageData:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     if not folder.is_dir():
         raise DatasetError(f"data folder {folder} does not exist; pass an existing folder of images or a dataset name ({', '.join(DATASET_NAMES)})")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise DatasetError(f"data folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); put images in it or pick another folder")
+    files, skipped = usable_images(files, f"{folder}/")  # bombs and non-images, before decoding anything
     mode = "L" if channels == 1 else "RGB"
-    tensors = []
+    tensors, failed, reason = [], [], ""
     for path in files:
         try:
             with Image.open(path) as img:
@@ -89,13 +92,20 @@ def _load_folder(folder: Path, size: int, channels: int) -> ImageData:
                 if min(img.size) > size * 2:
                     img.thumbnail((size * 2 * img.size[0] // min(img.size), size * 2 * img.size[1] // min(img.size)))
                 array = np.asarray(img, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DatasetError(f"cannot read image {path} ({exc}); remove or replace the file") from None
+        except OSError as exc:  # passed the scan but does not decode (e.g. a truncated JPEG)
+            failed.append(path)
+            reason = reason or f"{path} is damaged or truncated ({exc})"
+            continue
         t = torch.from_numpy(array.copy()).float().div(255)
         t = t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1)
         tensors.append(_fit(t.unsqueeze(0), size)[0])
+    warn_skipped(failed, f"{folder}/", reason)
+    if not tensors:
+        bad = skipped + failed
+        raise DatasetError(f"none of the images in {folder} can be read ({len(bad)} skipped, e.g. {bad[0].name}, see above); "
+                           "replace them or pick another folder")
     images = torch.stack(tensors) * 2 - 1
-    return ImageData(images.contiguous(), None, 0, str(folder))
+    return ImageData(images.contiguous(), None, 0, str(folder), tuple(skipped + failed))
 
 
 def _load_torchvision(name: str, size: int, channels: int, root: Path) -> ImageData:
@@ -145,6 +155,6 @@ def split_holdout(data: ImageData, holdout: int, seed: int) -> tuple[ImageData, 
 
     def subset(idx: torch.Tensor) -> ImageData:
         labels = data.labels[idx] if data.labels is not None else None
-        return ImageData(data.images[idx], labels, data.num_classes, data.source)
+        return ImageData(data.images[idx], labels, data.num_classes, data.source, data.skipped)
 
     return subset(kept), subset(held)

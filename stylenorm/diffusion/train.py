@@ -1,24 +1,26 @@
-"""`stylenorm diffusion train`: the options, the held-out loss and the model card of the U-Net.
+"""`stylenorm diffusion train`: the held-out loss, the resume and the model card of the U-Net.
 
-The loop is the shared `stylenorm.training.fit`; what it trains is
-`stylenorm.diffusion.task.DiffusionTask`.
+Its options (DiffusionTrainConfig) are in diffusion/config.py; the loop is the shared
+`stylenorm.training.fit`; what it trains is `stylenorm.diffusion.task.DiffusionTask`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from stylenorm.checkpoints import export_model, latest_checkpoint, load_training_state
+from stylenorm.atomic import check_writable
+from stylenorm.checkpoints import export_model, latest_checkpoint, load_training_state, run_directory
+from stylenorm.diffusion.config import DiffusionTrainConfig  # re-exported: its old home
 from stylenorm.diffusion.data import ImageData
 from stylenorm.diffusion.schedule import Diffusion
-from stylenorm.diffusion.unet import UNet, UNetConfig
+from stylenorm.diffusion.unet import UNet
 from stylenorm.errors import StylenormError
-from stylenorm.norms import group_counts, norm_kind
+from stylenorm.images import skipped_record
+from stylenorm.norms import group_counts
 
 # Options that define the model and the process; a resumed run must keep them.
 ARCHITECTURE_FIELDS = (
@@ -26,107 +28,6 @@ ARCHITECTURE_FIELDS = (
     "attention_resolutions", "num_heads", "norm", "class_conditional", "schedule", "diffusion_steps",
     "prediction", "min_snr_gamma", "seed", "batch_size", "gradient_accumulation_steps", "holdout", "holdout_seed",
 )
-
-
-def _int_list(value, name: str, example: str) -> tuple[int, ...]:
-    """A tuple of ints from a config list or a comma-separated option."""
-    items = value.split(",") if isinstance(value, str) else value
-    try:
-        return tuple(int(v) for v in items if str(v).strip())
-    except (TypeError, ValueError):
-        raise StylenormError(f"{name} must be a comma-separated list of integers such as {example}, got {value!r}") from None
-
-
-@dataclass
-class DiffusionTrainConfig:
-    # data
-    data: str = "mnist5k"  # mnist5k (bundled), mnist, fashion-mnist, cifar10, or a folder of images
-    data_cache: str | None = None  # where torchvision datasets are downloaded (default ~/.cache/stylenorm)
-    image_size: int = 28
-    channels: int = 1
-    holdout: int = 256  # images kept aside for the held-out loss
-    holdout_seed: int | None = 0  # seed of that split, the same for every training seed (None: the training seed)
-    # model
-    base_channels: int = 32
-    channel_mults: tuple[int, ...] = (1, 2, 2)
-    num_res_blocks: int = 2
-    attention_resolutions: tuple[int, ...] = (7,)
-    num_heads: int = 4
-    dropout: float = 0.1
-    norm: str = "gn"
-    class_conditional: bool = True  # uses the dataset's labels when it has them
-    cond_drop_prob: float = 0.1  # share of labels replaced by the null label (classifier-free guidance)
-    # process
-    schedule: str = "cosine"
-    diffusion_steps: int = 1000
-    prediction: str = "eps"
-    min_snr_gamma: float | None = None
-    # optimisation
-    steps: int = 5000
-    batch_size: int = 64  # per process and micro-batch
-    gradient_accumulation_steps: int = 1
-    lr: float = 5e-4
-    warmup_steps: int = 200
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    mixed_precision: str = "no"
-    cpu: bool = False
-    threads: int | None = None  # torch CPU threads; None = torch's default
-    seed: int = 0
-    # output
-    output_dir: str = "runs/diffusion"
-    eval_every: int = 250
-    sample_every: int = 500
-    checkpoint_every: int = 250
-    keep_checkpoints: int = 3
-    sample_steps: int = 50  # DDIM steps for the periodic sample grids
-    sample_guidance: float = 2.0
-
-    def __post_init__(self) -> None:
-        self.channel_mults = _int_list(self.channel_mults, "channel_mults", "1,2,2")
-        self.attention_resolutions = _int_list(self.attention_resolutions, "attention_resolutions", "7,14")
-        if not self.channel_mults or min(self.channel_mults) < 1:
-            raise StylenormError(f"channel_mults {list(self.channel_mults)} must be positive widths per level, e.g. 1,2,2")
-        sizes = [self.image_size // 2 ** level for level in range(len(self.channel_mults))]
-        stray = sorted(set(self.attention_resolutions) - set(sizes))
-        if stray:
-            raise StylenormError(f"attention_resolutions {stray} are not feature-map sizes of this U-Net; "
-                                 f"its levels are {sizes} px (image {self.image_size}, {len(sizes)} levels)")
-        for name, low, high in (("dropout", 0.0, 1.0), ("ema_decay", 0.0, 1.0), ("cond_drop_prob", 0.0, 1.0)):
-            if not low <= getattr(self, name) < high:
-                raise StylenormError(f"{name} {getattr(self, name)} is outside [{low:g}, {high:g}); e.g. "
-                                     f"{DiffusionTrainConfig.__dataclass_fields__[name].default}")
-        if self.lr <= 0:
-            raise StylenormError(f"lr {self.lr} must be positive, e.g. 2e-4")
-        for name in ("steps", "batch_size", "gradient_accumulation_steps", "eval_every", "sample_every",
-                     "checkpoint_every", "keep_checkpoints", "image_size"):
-            if getattr(self, name) < 1:
-                raise StylenormError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.channels not in (1, 3):
-            raise StylenormError(f"channels must be 1 (grey) or 3 (RGB), got {self.channels}")
-        if norm_kind(self.norm).batch_statistics and self.batch_size < 2:
-            raise StylenormError(
-                f"norm 'bn' with a batch size of {self.batch_size} leaves BatchNorm one image per batch, and one value "
-                "per channel where the U-Net is 1×1; use --batch-size 2 or more, or a batch-independent norm (gn, ln, rms)"
-            )
-
-    def unet_config(self, num_classes: int) -> UNetConfig:
-        return UNetConfig(
-            image_size=self.image_size, in_channels=self.channels, base_channels=self.base_channels,
-            channel_mults=self.channel_mults, num_res_blocks=self.num_res_blocks,
-            attention_resolutions=self.attention_resolutions, num_heads=self.num_heads, dropout=self.dropout,
-            norm=self.norm, num_classes=num_classes if self.class_conditional else 0,
-        )
-
-    def diffusion(self) -> Diffusion:
-        return Diffusion(self.schedule, self.diffusion_steps, self.prediction, self.min_snr_gamma)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["channel_mults"] = list(self.channel_mults)
-        data["attention_resolutions"] = list(self.attention_resolutions)
-        return data
 
 
 def holdout_seed(config: DiffusionTrainConfig) -> int:
@@ -143,7 +44,8 @@ def card_facts(config: DiffusionTrainConfig, model: UNet, data: ImageData, histo
         "model_config": unet,
         "norm": config.norm,
         "data": {"source": data.source, "train_images": int(len(data.images)), "image_size": config.image_size,
-                 "channels": config.channels, "num_classes": data.num_classes},
+                 "channels": config.channels, "num_classes": data.num_classes,
+                 **({"skipped_images": skipped_record(list(data.skipped))} if data.skipped else {})},
         "training": {"batch_size": config.batch_size, "cond_drop_prob": config.cond_drop_prob, "config": config.to_dict()},
         "unet": unet,  # what sample.load_diffusion_model reads (shipped cards have only this)
         "weights": "EMA",
@@ -208,6 +110,8 @@ def resume_config(resume: str | Path, overrides: dict[str, Any]) -> DiffusionTra
     _, _, state = load_training_state(latest_checkpoint(resume))
     known = {f.name for f in dataclasses.fields(DiffusionTrainConfig)}
     values = {k: v for k, v in state.get("config", {}).items() if k in known}
+    # the run continues where it is now, not where it was first written (it may have been copied or moved)
+    values["output_dir"] = str(run_directory(resume))
     values.update({k: v for k, v in overrides.items() if v is not None})
     return DiffusionTrainConfig(**values)
 
@@ -230,6 +134,7 @@ def train(config: DiffusionTrainConfig, resume: str | Path | None = None, progre
 
 def export_checkpoint(checkpoint: str | Path, output: str | Path, half: bool = False) -> Path:
     """Write the EMA weights of a training checkpoint as a model with its card (e.g. into weights/)."""
+    check_writable(output)
     ckpt = latest_checkpoint(checkpoint)
     model_sd, ema_sd, state = load_training_state(ckpt)
     if "card" not in state:

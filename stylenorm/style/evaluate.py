@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from stylenorm.devices import set_threads
 from stylenorm.errors import StylenormError
 from stylenorm.images import load_image, to_tensor, to_uint8
 from stylenorm.style.loss import VGGFeatures, gram_matrix
@@ -267,8 +268,7 @@ def evaluate_styles(weights: Sequence[Path], paintings: Path, *, photos: Sequenc
     from stylenorm.style.loss import load_vgg
     from stylenorm.style.stylize import shipped_style_files
 
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     files = [Path(w) for w in weights] or shipped_style_files()
     if not files:
         raise StylenormError("no style weights to evaluate; pass weights files")

@@ -139,6 +139,27 @@ def resize_by(x: torch.Tensor, scale: float) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
+LAYOUT_POOL = 8  # layout cells of 8 x 8 px: 24-32 across a training crop, the scale of eval-style's 32 px structure
+
+
+def layout_error(output: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """1 - correlation of the output's and the photo's luminance, each averaged over 8 x 8 px cells.
+
+    Per image, so a painting's palette and overall tone are free; only where it is light and
+    where dark must follow the photo. The feature content loss alone cannot say this: it ties
+    the output to the photo's fine features, so it fights the style, and when weakened enough
+    for strong brushwork it lets the photo's layout dissolve into a uniform texture.
+    """
+    def cells(x: torch.Tensor) -> torch.Tensor:
+        luma = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+        pooled = F.avg_pool2d(luma.unsqueeze(1), LAYOUT_POOL).flatten(1)
+        return pooled - pooled.mean(dim=1, keepdim=True)
+
+    a, b = cells(output.float()), cells(content.float())
+    correlation = (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-8)
+    return (1 - correlation).mean()
+
+
 def total_variation(x: torch.Tensor) -> torch.Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 
@@ -210,6 +231,7 @@ class LossWeights:
     content: float = 1.0
     style: float = 5.0
     tv: float = 1e-4
+    layout: float = 0.0  # of layout_error; 0 leaves it out
 
 
 class PerceptualLoss(nn.Module):
@@ -275,4 +297,8 @@ class PerceptualLoss(nn.Module):
             style_loss = style_loss + self.style_error(feats, style_index, k).mean() / len(self.scales)
         tv_loss = total_variation(output.float())
         total = self.weights.content * content_loss + self.weights.style * style_loss + self.weights.tv * tv_loss
-        return {"total": total, "content": content_loss, "style": style_loss, "tv": tv_loss}
+        losses = {"content": content_loss, "style": style_loss, "tv": tv_loss}
+        if self.weights.layout:
+            losses["layout"] = layout_error(output, content)
+            total = total + self.weights.layout * losses["layout"]
+        return {"total": total, **losses}

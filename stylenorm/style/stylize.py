@@ -92,9 +92,22 @@ def shipped_style_files(weights_dir: Path | None = None) -> list[Path]:
     found = []
     for folder in [weights_dir] if weights_dir is not None else style_weight_dirs():
         for weights in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
-            if read_card(weights).get("kind") == "style":
+            try:
+                card = read_card(weights)
+            except WeightsError:  # a broken card of another file must not stop the search by name
+                continue
+            if card.get("kind") == "style":
                 found.append(weights)
     return found
+
+
+def find_weights_file(style: str) -> Path:
+    """--style FILE.safetensors: the file, or, for a bare file name that is not here, the one of that
+    name where styles are found by name (train-style --name mine writes the user's mine.safetensors)."""
+    path = Path(style)
+    if path.exists() or path.name != style:
+        return path
+    return next((d / style for d in style_weight_dirs() if (d / style).is_file()), path)
 
 
 def load_style_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> StyleModel:
@@ -109,7 +122,14 @@ def load_style_model(path: str | os.PathLike, device: str | torch.device = "cpu"
         net = TransformerNet(card.get("norm", "in"), num_styles)
     except StylenormError as exc:
         raise WeightsError(f"{path}: {exc}") from None
-    load_into(net, tensors, path)
+    try:
+        load_into(net, tensors, path)
+    except WeightsError:
+        if card:
+            raise
+        # without a card the layout was a guess (one style, IN): say that, not "another architecture"
+        raise WeightsError(f"{path} has no model card (none in its metadata, no {Path(path).with_suffix('.json').name} "
+                           "beside it), so its styles and norm are unknown; put its .json card beside it") from None
     net.eval().to(device)
     default = card.get("default_style") or names[0]
     return StyleModel(net, names, str(path), default)
@@ -147,7 +167,7 @@ def resolve_style(style: str | None, weights: str | os.PathLike | None = None, d
                   weights_dir: Path | None = None) -> StyleChoice:
     """--style NAME | PATH | a:0.7,b:0.3 (names within --weights FILE or the shipped network)."""
     if style and (Path(style).suffix == ".safetensors" or Path(style).is_file() or os.sep in style) and ":" not in Path(style).name:
-        model = load_style_model(style, device)
+        model = load_style_model(find_weights_file(style), device)
         index = model.names.index(model.default_style)
         return _choice(model, [(model.names[index], 1.0)])
     if weights is not None:

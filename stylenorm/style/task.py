@@ -8,6 +8,7 @@ crops an uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,14 @@ from stylenorm.style.train import (
 from stylenorm.training import TrainingTask
 
 
+def _digest(path: str) -> str | None:
+    """A short fingerprint of a painting file (None where it cannot be read: that error comes later)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    except OSError:
+        return None
+
+
 class StyleTask(TrainingTask):
     kind = "style"
     objective = "total"
@@ -35,13 +44,16 @@ class StyleTask(TrainingTask):
         self.base_card: dict[str, Any] | None = None  # the card of the network add-style extends
 
     def config_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self.cfg).items() if isinstance(v, (int, float, str, bool, list, type(None)))}
+        values = {k: v for k, v in asdict(self.cfg).items() if isinstance(v, (int, float, str, bool, list, type(None)))}
+        # the paintings' contents, so a resume with another painting of the same file name is refused too
+        values["style_digests"] = [_digest(s) for s in self.cfg.styles]
+        return values
 
     def resume_facts(self, config: dict[str, Any]) -> dict[str, Any]:
         styles = config.get("styles")
         add_to = config.get("add_to")
         return {"styles": [style_name(s) for s in styles] if styles is not None else None, "norm": config.get("norm"),
-                "add_to": Path(add_to).name if add_to else None}
+                "add_to": Path(add_to).name if add_to else None, "style_image_sha256": config.get("style_digests")}
 
     def setup(self, device: torch.device, world: int) -> None:
         cfg = self.cfg
@@ -50,7 +62,7 @@ class StyleTask(TrainingTask):
         vgg, self.vgg_source = load_vgg(cfg.vgg_weights, cfg.vgg_format, sorted(set(cfg.style_layers) | {cfg.content_layer}))
         self.loss_fn = PerceptualLoss(
             vgg, [load_style_image(s, cfg.style_size) for s in cfg.styles], cfg.style_layers, cfg.content_layer,
-            LossWeights(cfg.content_weight, cfg.style_weight, cfg.tv_weight), cfg.style_scales,
+            LossWeights(cfg.content_weight, cfg.style_weight, cfg.tv_weight, cfg.layout_weight), cfg.style_scales,
         ).to(device)
         self.preview_photos = [to_tensor(np.asarray(resize_longest(load_rgb(p), cfg.preview_size)))
                                for p in cfg.preview_images if Path(p).is_file()]
@@ -92,9 +104,12 @@ class StyleTask(TrainingTask):
             save_image(path, preview_grid(model, self.preview_photos, shown, self.device))
 
     def postfix(self, smoothed):
-        return {"content": f"{smoothed.get('content', 0) * self.cfg.content_weight:.3g}",
-                "style": f"{smoothed.get('style', 0) * self.cfg.style_weight:.3g}"}
+        shown = {"content": f"{smoothed.get('content', 0) * self.cfg.content_weight:.3g}",
+                 "style": f"{smoothed.get('style', 0) * self.cfg.style_weight:.3g}"}
+        if self.cfg.layout_weight:
+            shown["layout"] = f"{smoothed.get('layout', 0) * self.cfg.layout_weight:.3g}"
+        return shown
 
     def card(self, model, step, history, smoothed):
         return card_facts(self.cfg, model, step=step, num_photos=len(self.photos), vgg_source=self.vgg_source,
-                          losses=smoothed, world=self.world, base=self.base_card)
+                          losses=smoothed, world=self.world, base=self.base_card, skipped=self.photos.skipped)

@@ -1,6 +1,6 @@
 """`stylenorm train-style`: train a (multi-)style TransformerNet with the VGG16 perceptual loss.
 
-The options (StyleTrainConfig), the content photos and crops, the add-style network and
+The options (StyleTrainConfig, in style/config.py), the content photos and crops, the add-style network and
 the model card's facts live here; the loop is the shared `stylenorm.training.fit`, and
 what it trains is `stylenorm.style.task.StyleTask`. Runs through accelerate (CPU, one GPU
 with bf16/fp16, or several with `accelerate launch`); `--resume` continues exactly.
@@ -9,7 +9,6 @@ with bf16/fp16, or several with `accelerate launch`); `--resume` continues exact
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,55 +17,14 @@ import torch
 from PIL import Image
 
 from stylenorm.checkpoints import (
-    export_model, latest_checkpoint, load_training_state, refuse_shipped_output, user_weights_dir,
+    export_model, latest_checkpoint, load_training_state, refuse_shipped_output, run_directory, user_weights_dir,
 )
 from stylenorm.errors import StylenormError
-from stylenorm.images import list_images, load_image, to_tensor, to_uint8
+from stylenorm.images import (
+    ImageError, list_images, load_image, skipped_record, to_tensor, to_uint8, usable_images, warn_skipped,
+)
+from stylenorm.style.config import DEMO_DIR, StyleTrainConfig  # re-exported: its old home
 from stylenorm.style.net import TransformerNet, net_config
-
-DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
-
-
-@dataclass
-class StyleTrainConfig:
-    styles: list[str] = field(default_factory=list)  # style image paths; the name is the file stem
-    data: str | None = None  # folder of content photos
-    holdout: int = 0  # photos of `data` set aside and never trained on (the same split for every seed)
-    name: str = "style"
-    output: str | None = None  # weights path; default <user data folder>/weights/<name>.safetensors
-    run_dir: str | None = None  # checkpoints and previews; default runs/style/<name>
-    norm: str = "in"
-    image_size: int = 256  # square training crops
-    style_size: int = 320  # longest side of the style images
-    batch_size: int = 1  # photos per style per step (per process)
-    steps: int = 2000
-    lr: float = 1e-3
-    content_weight: float = 1.0
-    style_weight: float = 5.0  # on relative Gram errors (see PerceptualLoss)
-    tv_weight: float = 1e-4
-    content_layer: str = "relu2_2"
-    style_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
-    style_scales: list[float] = field(default_factory=lambda: [1.0])  # Gram loss also on the output resized by these
-    init_weights: str | None = None  # start from a trained network with the same styles (fine-tuning)
-    # add-style: a multi-style network extended by `styles`; only the new styles' gamma/beta are
-    # trained (Dumoulin et al. 2017), every other weight, the existing styles' rows included, stays as it was
-    add_to: str | None = None
-    vgg_weights: str | None = None
-    vgg_format: str = "auto"
-    mixed_precision: str = "no"
-    grad_accum: int = 1
-    max_grad_norm: float = 0.0  # clip the gradient norm to this (diffusion's grad_clip); 0 = off, as style always trained
-    seed: int = 0
-    checkpoint_every: int = 200
-    keep_checkpoints: int = 3
-    preview_every: int = 200
-    preview_size: int = 256
-    preview_images: list[str] = field(default_factory=lambda: [str(DEMO_DIR / "chelsea.png"), str(DEMO_DIR / "astronaut.png")])
-    threads: int | None = None  # torch intra-op threads (the machine may be shared)
-    cpu: bool = False
-    resume: str | None = None
-    half: bool = True  # store the final weights as float16 (half the size, same pictures)
-    notes: str | None = None  # free text for the model card (how and why it was trained this way)
 
 
 def style_name(path: str) -> str:
@@ -121,16 +79,19 @@ class ContentPhotos:
     """The content folder, decoded on demand (small photos; cheaper than the step itself).
 
     `files` are the training photos; `held_out` the `holdout` photos of a fixed seeded
-    split that training never sees (for evaluating on unseen photos).
+    split that training never sees (for evaluating on unseen photos); `skipped` the files
+    that failed the scan at the start (not images, damaged, over the pixel limit).
     """
 
     def __init__(self, folder: str | os.PathLike, holdout: int = 0) -> None:
         folder = Path(folder)
         if not folder.is_dir():
             raise StylenormError(f"content folder not found: {folder}; pass a folder of photos with --data")
-        files = list_images(folder)
+        files, self.skipped = usable_images(list_images(folder), f"{folder}/")
         if not files:
-            raise StylenormError(f"no images in {folder}; --data needs a folder of JPEG/PNG photos")
+            raise StylenormError(f"no usable images in {folder}" + (f" ({len(self.skipped)} skipped, e.g. {self.skipped[0].name}, "
+                                                                     "see above)" if self.skipped else "")
+                                 + "; --data needs a folder of JPEG/PNG photos")
         if not 0 <= holdout < len(files):
             raise StylenormError(f"holdout {holdout} must be between 0 and {len(files) - 1} (the folder has {len(files)} photos)")
         order = torch.randperm(len(files), generator=torch.Generator().manual_seed(HOLDOUT_SEED)).tolist()
@@ -145,8 +106,22 @@ class ContentPhotos:
         crops = []
         for pos, idx in enumerate(indices.tolist()):
             g = torch.Generator().manual_seed((seed * 7_919 + micro_step) * 1_000 + pos)
-            crops.append(random_crop(load_rgb(self.files[idx]), size, g))
+            crops.append(random_crop(self._decode(idx), size, g))
         return torch.stack(crops)
+
+    def _decode(self, idx: int) -> Image.Image:
+        """Photo `idx`, or the next readable one: a file that passed the scan can still fail to
+        decode (a truncated JPEG), and one such photo must not end the run at the step that draws it."""
+        for k in range(len(self.files)):
+            path = self.files[(idx + k) % len(self.files)]
+            if path in self.skipped:
+                continue
+            try:
+                return load_rgb(path)
+            except ImageError as exc:
+                self.skipped.append(path)
+                warn_skipped([path], f"{path.parent}/", str(exc))
+        raise StylenormError(f"none of the {len(self.files)} content photos can be decoded; check the --data folder")
 
 
 def preview_grid(model: TransformerNet, photos: list[torch.Tensor], styles: list[int | None], device: torch.device) -> np.ndarray:
@@ -176,7 +151,7 @@ def check_config(cfg: StyleTrainConfig) -> None:
             raise StylenormError(f"--{name.replace('_', '-')} {value} is below {low}; pass at least {low}")
     if not cfg.lr > 0:
         raise StylenormError(f"--lr {cfg.lr} must be positive (e.g. 1e-3)")
-    for name in ("content_weight", "style_weight", "tv_weight"):
+    for name in ("content_weight", "style_weight", "tv_weight", "layout_weight"):
         if getattr(cfg, name) < 0:
             raise StylenormError(f"--{name.replace('_', '-')} {getattr(cfg, name)} is negative; loss weights are >= 0")
 
@@ -199,7 +174,12 @@ def train_style(cfg: StyleTrainConfig, progress: bool = True) -> Path:
             raise StylenormError(f"style image not found: {s}; pass an existing image to --style")
     output = Path(cfg.output) if cfg.output else user_weights_dir() / f"{cfg.name}.safetensors"
     refuse_shipped_output(output)
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else Path("runs") / "style" / cfg.name
+    if cfg.run_dir:
+        run_dir = Path(cfg.run_dir)
+    elif cfg.resume:  # where the run is now (it may have been copied or moved), not runs/style/<name>
+        run_dir = run_directory(cfg.resume)
+    else:
+        run_dir = Path("runs") / "style" / cfg.name
     fit(StyleTask(cfg), FitConfig(
         steps=cfg.steps, lr=cfg.lr, run_dir=run_dir, seed=cfg.seed, mixed_precision=cfg.mixed_precision,
         grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm, checkpoint_every=cfg.checkpoint_every,
@@ -247,7 +227,8 @@ def extended_network(base_path: str | os.PathLike, new_styles: int, init: bool =
 
 
 def card_facts(cfg: StyleTrainConfig, model: TransformerNet, *, step: int, num_photos: int, vgg_source: str,
-               losses: dict[str, float], world: int, base: dict[str, Any] | None = None) -> dict[str, Any]:
+               losses: dict[str, float], world: int, base: dict[str, Any] | None = None,
+               skipped: list[Path] = ()) -> dict[str, Any]:
     """What a style network's card says besides the loop's training facts (`base`: the card of
     the network that add-style extended; its styles come first and keep their names)."""
     model_config = net_config(model)
@@ -268,12 +249,14 @@ def card_facts(cfg: StyleTrainConfig, model: TransformerNet, *, step: int, num_p
         "image_size": cfg.image_size,
         "style_size": cfg.style_size,
         "batch_size_per_style": cfg.batch_size * world * cfg.grad_accum,
-        "loss_weights": {"content": cfg.content_weight, "style": cfg.style_weight, "tv": cfg.tv_weight},
+        "loss_weights": {"content": cfg.content_weight, "style": cfg.style_weight, "tv": cfg.tv_weight,
+                         **({"layout": cfg.layout_weight} if cfg.layout_weight else {})},
         "content_layer": cfg.content_layer,
         "style_layers": list(cfg.style_layers),
         "style_scales": list(cfg.style_scales),
+        **({"skipped_images": skipped_record(skipped)} if skipped else {}),
         **({"init_weights": Path(cfg.init_weights).name} if cfg.init_weights else {}),
-        "final_losses": {k: losses.get(k) for k in ("content", "style", "tv", "total")},
+        "final_losses": dict(losses),  # smoothed: content, style, tv, total (and layout where weighted)
         **({"notes": cfg.notes} if cfg.notes else {}),
     }
     if base is not None:

@@ -180,7 +180,7 @@ def test_a_network_that_cannot_be_tiled_names_its_norm_and_the_way_out(tmp_path,
 
 
 def test_a_trained_style_is_found_by_name_and_never_replaces_a_shipped_one(tmp_path, tiny_vgg, tiny_data, run,
-                                                                          user_data_folder):
+                                                                          user_data_folder, monkeypatch):
     from stylenorm.checkpoints import WEIGHTS_DIR
 
     train = ["train-style", "--style", str(tiny_data["style_a"]), "--data", str(tiny_data["content"]),
@@ -199,6 +199,10 @@ def test_a_trained_style_is_found_by_name_and_never_replaces_a_shipped_one(tmp_p
     r = run("stylize", str(src), "--style", "mine", "-o", str(tmp_path / "out.png"))
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out.png").is_file()
+    monkeypatch.chdir(tmp_path)  # the file name alone finds the user's weights too, as the README says
+    r = run("stylize", src.name, "--style", "mine.safetensors")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "p_mine.png").is_file()  # named after --name
 
 
 @pytest.mark.parametrize("option,value", [("--steps", "0"), ("--batch-size", "0"), ("--image-size", "0"),

@@ -157,3 +157,27 @@ def test_half_scale_style_loss_compares_both_images_at_half_size(tiny_vgg):
     assert two(output, output, idx)["style"].item() == pytest.approx((full.item() + half.item()) / 2, rel=1e-5)
     with pytest.raises(StylenormError, match="scales"):
         PerceptualLoss(vgg, [painting], layers, "relu2_2", LossWeights(), scales=[2.0])
+
+
+def test_layout_error_ignores_palette_and_tone_but_not_where_light_and_dark_are():
+    from stylenorm.style.loss import layout_error
+
+    torch.manual_seed(0)
+    light = torch.nn.functional.interpolate(torch.rand(2, 1, 8, 8), size=64, mode="bilinear")  # smooth light/dark areas
+    photo = (light + 0.05 * torch.rand(2, 3, 64, 64)).clamp(0, 1)
+    recoloured = (0.3 * photo + 0.5) * torch.tensor([1.0, 0.6, 0.2]).view(1, 3, 1, 1)  # another palette, same layout
+    assert layout_error(recoloured, photo) < 0.02
+    assert layout_error(photo.flip(-1), photo) > 0.3  # the layout mirrored
+    inverted = 1 - photo  # light where the photo is dark
+    assert layout_error(inverted, photo) > 1.9
+
+
+def test_layout_weight_adds_the_layout_term_to_the_total(tiny_vgg):
+    vgg, _ = load_vgg(tiny_vgg)
+    style = torch.rand(1, 3, 32, 32)
+    out, content = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    plain = PerceptualLoss(vgg, [style[0]], ["relu1_2"], "relu1_2", LossWeights(1, 1, 0))
+    with_layout = PerceptualLoss(vgg, [style[0]], ["relu1_2"], "relu1_2", LossWeights(1, 1, 0, layout=2.0))
+    a, b = plain(out, content, torch.tensor([0])), with_layout(out, content, torch.tensor([0]))
+    assert "layout" not in a
+    assert torch.allclose(b["total"], a["total"] + 2.0 * b["layout"])

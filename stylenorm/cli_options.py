@@ -1,0 +1,168 @@
+"""The command line's building blocks: options generated from a config dataclass, the option types
+several commands share, and a Typer app whose help shows plain flags without a value type.
+
+Torch-free: `import cli` (and so every --help) must stay fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import types
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional, Union, get_args, get_origin, get_type_hints
+
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+from stylenorm.config import HELP_THREADS
+from stylenorm.errors import StylenormError
+
+
+# ---------------------------------------------------------------- help without `<bool>`
+class _FlagsWithoutType:
+    """Typer prints every option's value type, `--cpu <bool>` too, though a flag takes no value;
+    a blank metavar is what its help shows instead."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class FlagsCommand(_FlagsWithoutType, TyperCommand):
+    pass
+
+
+class FlagsGroup(_FlagsWithoutType, TyperGroup):
+    pass
+
+
+class App(typer.Typer):
+    """typer.Typer whose commands and groups show flags as `--cpu`, `--demo/--no-demo`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cls=FlagsGroup, **kwargs)
+
+    def command(self, *args: Any, **kwargs: Any):
+        return super().command(*args, cls=FlagsCommand, **kwargs)
+
+
+# ---------------------------------------------------------------- options from a config dataclass
+def option_name(field: dataclasses.Field) -> str:
+    """The option a config field is given with: its `flag`, else its name with dashes."""
+    return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+
+
+_NOUNS = {int: "integers", float: "numbers", str: "names"}
+
+
+def _unwrap_optional(hint: Any) -> Any:
+    if get_origin(hint) in (Union, types.UnionType):
+        return next(a for a in get_args(hint) if a is not type(None))
+    return hint
+
+
+def _field_options(field: dataclasses.Field, hint: Any) -> list[tuple[str, Any, Callable[[Any], Any]]]:
+    """(parameter name, Annotated type, converter) of the option of `field` and of each hidden alias."""
+    meta = field.metadata
+    if "help" not in meta:
+        raise TypeError(f"config field {field.name} has no help; declare it with stylenorm.config.setting")
+    hint = _unwrap_optional(hint)
+    main = option_name(field)
+    own = "--" + field.name.replace("_", "-")
+    visible = [main] + ([meta["short"]] if meta.get("short") else [])
+    hidden = ([own] if own != main else []) + list(meta.get("aliases", ()))
+    keep: Callable[[Any], Any] = lambda value: value  # noqa: E731
+    if hint is bool:
+        def pair(name: str) -> list[str]:
+            return [f"{name}/--no-{name[2:]}"] if name.startswith("--") else [name]
+        decls = pair(main) + ([f" /{meta['negative']}"] if meta.get("negative") else [])
+        cli_type, convert = Optional[bool], keep
+        hidden_decls = [pair(name) for name in hidden]
+    elif get_origin(hint) in (list, tuple):
+        element = get_args(hint)[0]
+        decls, hidden_decls = visible, [[name] for name in hidden]
+        if meta.get("repeat"):
+            cli_type, convert = Optional[list[element]], list
+        else:
+            def convert(text: str, name: str = main, element: type = element) -> list:
+                items = [v.strip() for v in text.split(",") if v.strip()]
+                try:
+                    return [element(v) for v in items]
+                except ValueError:
+                    raise StylenormError(f"{name} must be a comma-separated list of {_NOUNS[element]}, "
+                                         f"got {text!r}") from None
+            cli_type = Optional[str]
+    else:
+        decls, hidden_decls = visible, [[name] for name in hidden]
+        cli_type, convert = Optional[hint], keep
+    options = [(field.name, Annotated[cli_type, typer.Option(*decls, help=meta["help"])], convert)]
+    options += [(f"{field.name}__alias{i}", Annotated[cli_type, typer.Option(*d, hidden=True)], convert)
+                for i, d in enumerate(hidden_decls)]
+    return options
+
+
+def config_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A command that also takes one option per field of config dataclass `cls`.
+
+    The decorated command declares its own parameters (e.g. `config: Config = None`) and
+    `**overrides`, which receives {field: value} of the options given (a hidden alias counts as
+    its field); fields whose option was not given are absent, so presets and defaults hold.
+    """
+    hints = get_type_hints(cls)
+    generated = [option for f in dataclasses.fields(cls) for option in _field_options(f, hints[f.name])]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        command_hints = get_type_hints(command, include_extras=True)
+        own = [p.replace(annotation=command_hints.get(p.name, p.annotation))
+               for p in inspect.signature(command).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        clash = {p.name for p in own} & {name for name, _, _ in generated}
+        if clash:
+            raise TypeError(f"{command.__name__} declares {sorted(clash)}, which are fields of {cls.__name__}")
+        converters = {name: (name.split("__alias")[0], convert) for name, _, convert in generated}
+
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> Any:
+            overrides: dict[str, Any] = {}
+            for name, (field, convert) in converters.items():
+                value = kwargs.pop(name)
+                if value is not None and value != [] and field not in overrides:  # the visible name first
+                    overrides[field] = convert(value)
+            return command(**kwargs, **overrides)
+
+        params = own + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+                        for name, annotation, _ in generated]
+        run.__signature__ = inspect.Signature(params)
+        run.__annotations__ = {p.name: p.annotation for p in params}
+        return run
+
+    return decorate
+
+
+# ---------------------------------------------------------------- options several commands share
+def _checked_device(value: str | None) -> str | None:
+    """--device is checked while the command line is read, before any work starts."""
+    if value is not None:
+        from stylenorm.devices import check_device
+
+        check_device(value)
+    return value
+
+
+Config = Annotated[Optional[str], typer.Option(
+    "--config", "-c", help="Preset in configs/ (e.g. style, diffusion_mnist) or a YAML file; options given here win.")]
+Threads = Annotated[Optional[int], typer.Option("--threads", help=HELP_THREADS)]
+Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.", callback=_checked_device)]
+BenchDevice = Annotated[Optional[str], typer.Option(
+    "--device", help="cpu, cuda or cuda:N; default: cpu, and cuda too when present.", callback=_checked_device)]
+BenchOutput = Annotated[Path, typer.Option("-o", "--output", help="Markdown table to write.")]
+Repeats = Annotated[int, typer.Option("--repeats", help="Timed repetitions per measurement (median is reported).")]
+StyleChoice = Annotated[Optional[str], typer.Option(
+    "--style", "-s", help="Shipped style NAME, a weights PATH, or a blend a:0.7,b:0.3.")]
+StyleWeights = Annotated[Optional[Path], typer.Option(
+    "--weights", help="Multi-style weights file whose styles --style names.")]
+VggFormat = Annotated[str, typer.Option("--vgg-format", help="auto, caffe or torchvision.")]

@@ -1,0 +1,71 @@
+"""The options of `stylenorm train-style` (and of add-style, which fills them in): one field each.
+
+Torch-free, so `stylenorm train-style --help` builds its options from these fields quickly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from stylenorm.config import (
+    HELP_CHECKPOINT_EVERY, HELP_CPU, HELP_GRAD_ACCUM, HELP_GRAD_CLIP, HELP_KEEP_CHECKPOINTS, HELP_MIXED_PRECISION,
+    HELP_RESUME, HELP_SEED, HELP_THREADS, setting,
+)
+from stylenorm.norm_specs import SPEC_HELP
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
+
+
+@dataclass
+class StyleTrainConfig:
+    # --style, not --styles: the option is given once per painting
+    styles: list[str] = setting(default_factory=list, flag="--style", repeat=True,
+                                help="Style image (repeat for a multi-style network); its file name names the style.")
+    data: str | None = setting(None, help="Folder of content photos.")
+    holdout: int = setting(0, help="Photos of --data never trained on (a fixed split, the same for every seed).")
+    name: str = setting("style", help="Model name: <data folder>/weights/<name>.safetensors by default.")
+    output: str | None = setting(None, short="-o",
+                                 help="Weights file to write (default: your data folder's weights/<name>.safetensors).")
+    run_dir: str | None = setting(None, help="Checkpoints and previews (default runs/style/<name>).")
+    norm: str = setting("in", help=f"Norm spec: {SPEC_HELP}.")
+    image_size: int = setting(256, help="Square training crop size.")
+    style_size: int = setting(320, help="Longest side of the style images.")
+    batch_size: int = setting(1, help="Photos per style per step (per process).")
+    steps: int = setting(2000, help="Optimizer steps.")
+    lr: float = setting(1e-3, help="Adam learning rate.")
+    content_weight: float = setting(1.0, help="Weight of the content (feature) loss.")
+    style_weight: float = setting(5.0, help="Weight of the style loss, on relative Gram errors.")
+    tv_weight: float = setting(1e-4, help="Weight of the total-variation (smoothness) loss.")
+    layout_weight: float = setting(0.0, help="Weight of the layout loss: the photo's light and dark areas "
+                                             "(luminance over 8 px cells) kept, palette and texture free.")
+    content_layer: str = setting("relu2_2", help="VGG16 layer of the content loss.")
+    style_layers: list[str] = setting(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3", "relu4_3"],
+                                      help="VGG16 layers of the style loss, comma-separated.")
+    style_scales: list[float] = setting(default_factory=lambda: [1.0],
+                                        help="Gram loss also on the output resized by these, e.g. 1,0.5.")
+    init_weights: str | None = setting(None, help="Start from a trained network with the same styles (fine-tuning).")
+    # add-style: a multi-style network extended by `styles`; only the new styles' gamma/beta are
+    # trained (Dumoulin et al. 2017), every other weight, the existing styles' rows included, stays as it was
+    add_to: str | None = setting(None, help="Multi-style network to extend, training only the new styles' gamma/beta "
+                                            "(what add-style does).")
+    vgg_weights: str | None = setting(None, help="Local VGG16 file (torchvision or caffe format).")
+    vgg_format: str = setting("auto", help="auto, caffe or torchvision.")
+    mixed_precision: str = setting("no", help=HELP_MIXED_PRECISION)
+    grad_accum: int = setting(1, help=HELP_GRAD_ACCUM)
+    # --grad-clip, as diffusion train; 0 = off, as style always trained
+    max_grad_norm: float = setting(0.0, flag="--grad-clip", help=HELP_GRAD_CLIP)
+    seed: int = setting(0, help=HELP_SEED)
+    checkpoint_every: int = setting(200, help=HELP_CHECKPOINT_EVERY)
+    keep_checkpoints: int = setting(3, help=HELP_KEEP_CHECKPOINTS)
+    preview_every: int = setting(200, help="Preview grid PNG every N steps (0 = none).")
+    preview_size: int = setting(256, help="Size of the preview photos.")
+    # --preview-image, given once per photo, as --style
+    preview_images: list[str] = setting(
+        default_factory=lambda: [str(DEMO_DIR / "chelsea.png"), str(DEMO_DIR / "astronaut.png")],
+        flag="--preview-image", repeat=True, help="Photo of the preview grids (repeat; default: two demo photos).")
+    threads: int | None = setting(None, help=HELP_THREADS)
+    cpu: bool = setting(False, help=HELP_CPU)
+    resume: str | None = setting(None, help=HELP_RESUME)
+    half: bool = setting(True, help="Store the final weights as float16 (half the size, same pictures).")
+    notes: str | None = setting(None, help="Free text for the model card (how and why it was trained this way).")
