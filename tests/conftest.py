@@ -27,8 +27,8 @@ def run(monkeypatch, capsys):
     """cli.main() in this process, as the console script calls it: returns (exit code, stdout, stderr)."""
     import cli
 
-    def invoke(*args: str) -> subprocess.CompletedProcess:
-        monkeypatch.setattr(sys, "argv", ["stylenorm", *args])
+    def invoke(*args) -> subprocess.CompletedProcess:
+        monkeypatch.setattr(sys, "argv", ["stylenorm", *[str(a) for a in args]])
         code = 0
         try:
             cli.main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -119,12 +120,13 @@ def test_the_lr_axis_names_runs_fills_a_column_and_records_a_diverged_run(tmp_pa
     result = CliRunner().invoke(cli.app, args)
     assert result.exit_code == 0, result.output  # a diverged run is a result, not a failure
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["none_bs8_lr0.1_seed0", "none_bs8_lr1000_seed0"]
-    rows = {r["base_lr"]: r for r in csv.DictReader((out / "results.csv").open())}
-    assert rows["0.1"]["status"] == "ok" and float(rows["0.1"]["lr"]) == pytest.approx(0.1 * 8 / 32)  # scaled to batch 8
-    assert rows["1000"]["status"] == "diverged" and "nan" in rows["1000"]["error"]
+    rows = {float(r["base_lr"]): r for r in csv.DictReader((out / "results.csv").open())}
+    assert rows[0.1]["status"] == "ok" and float(rows[0.1]["lr"]) == pytest.approx(0.1 * 8 / 32)  # scaled to batch 8
+    assert rows[1000]["status"] == "diverged" and "nan" in rows[1000]["error"]
     assert json.loads((out / "settings.json").read_text())["lrs"] == [0.1, 1000.0]
     report = (out / "report.md").read_text()
-    assert "| none | " in report and "| diverged | 0.1 |" in report  # the lr table: diverged at 1000, stable up to 0.1
+    # the lr table's row: one epoch of 64 digits leaves lr 0.1 at chance (not stable), 1000 diverges
+    assert re.search(r"^\| none \| [\d.]+% ± [\d.]+% \(not stable\) \| diverged \| none \|$", report, re.M), report
     assert "## Diverged runs" in report and "## Failed runs" not in report
     stamp = (out / "runs" / "none_bs8_lr1000_seed0" / "result.json").stat().st_mtime_ns
     assert CliRunner().invoke(cli.app, args).exit_code == 0
@@ -176,12 +178,12 @@ def test_the_highest_stable_lr_and_the_lr_verdict_follow_from_the_runs(tmp_path,
     calls = []
     text = run_grid(grid, tmp_path, progress=False, runner=fake_lr_sweep(limits, calls)).read_text()
     table = {line.split(" | ")[0][2:]: line.rstrip(" |").split(" | ")[-1] for line in text.splitlines()
-             if line.startswith("| ") and line.count("|") == 8}
+             if line.startswith("| ") and line.count("|") == len(grid.lrs) + 3}  # the lr table
     assert {n: table[n] for n in limits} == highest
     assert f"**{LR_CLAIM} (the seeds: \"BN enables significantly higher learning rates\"): {verdict}.**" in text
     claim_line = next(line for line in text.splitlines() if LR_CLAIM in line)
     for norm, value in highest.items():  # the verdict cites the numbers it rests on
-        assert f"{norm} {value}" in claim_line
+        assert (f"{norm}: {value} (test error there 2." if value != "none" else f"{norm}: not stable even at 0.1") in claim_line
     assert (tmp_path / "test_error_vs_lr.png").stat().st_size > 0
     run_grid(grid, tmp_path, progress=False, runner=fake_lr_sweep(limits, calls))
     assert len(calls) == len(grid.runs())  # the second pass reran nothing, the diverged runs included
@@ -189,7 +191,7 @@ def test_the_highest_stable_lr_and_the_lr_verdict_follow_from_the_runs(tmp_path,
 
 def test_a_failed_run_above_the_limit_makes_the_lr_verdict_inconclusive(tmp_path):
     grid = Grid(task="classification", norms=("bn", "gn4"), batch_sizes=(32,), seeds=(0, 1), lrs=(0.1, 0.4, 1.6))
-    sweep = fake_lr_sweep({"bn": 0.4, "gn4": 0.1})
+    sweep = fake_lr_sweep({"bn": 0.4, "gn4": 0.4})  # a tie at 0.4 ("not supported") but for the crash
 
     def crashing(norm, bs, seed, run_dir, base_lr):
         if norm == "gn4" and base_lr == 0.4 and seed == 1:
@@ -239,3 +241,29 @@ def test_only_a_grid_of_fixed_group_counts_gets_the_group_table(tmp_path):
     grid = Grid(task="classification", norms=("bn", "gn4", "ln"), batch_sizes=(2, 8, 32), seeds=(0, 1, 2))
     text = run_grid(grid, tmp_path, progress=False, runner=fake_figure1(0.05, 0.0)).read_text()
     assert "Group count" not in text  # bn is no GroupNorm
+
+
+@pytest.mark.parametrize("task, lrs, message", [
+    ("diffusion", (1e-3,), "implemented for the classification task only"),  # no threshold of stability
+    ("classification", (0.1, -0.1), "must be positive"),
+    ("classification", (0.1, 0.1000000001), "agree to 6 digits"),  # the two would share a run folder
+])
+def test_an_lr_axis_that_cannot_be_run_or_judged_is_refused_before_training(tmp_path, task, lrs, message):
+    from stylenorm.errors import StylenormError
+
+    with pytest.raises(StylenormError, match=message):
+        run_grid(Grid(task=task, norms=("gn4",), batch_sizes=(32,), seeds=(0,), lrs=lrs), tmp_path, progress=False,
+                 runner=lambda *args, **kwargs: pytest.fail("trained"))
+
+
+def test_a_rate_stable_again_above_an_unstable_one_does_not_raise_the_limit(tmp_path):
+    sweep, fine = fake_lr_sweep({"bn": 0.2, "gn4": 0.4}), fake_lr_sweep({"bn": 1.0})
+
+    def lucky(norm, bs, seed, run_dir, base_lr):  # bn is unstable at 0.4, but both seeds land well at 0.8
+        return (fine if (norm, base_lr) == ("bn", 0.8) else sweep)(norm, bs, seed, run_dir, base_lr)
+
+    grid = Grid(task="classification", norms=("bn", "gn4"), batch_sizes=(32,), seeds=(0, 1), lrs=(0.1, 0.2, 0.4, 0.8))
+    text = run_grid(grid, tmp_path, progress=False, runner=lucky).read_text()
+    assert "| bn | " in text and re.search(r"^\| bn \|.* \| 0\.2 \|$", text, re.M)
+    assert "Stable again above its first unstable rate (not counted): bn at 0.8." in text
+    assert f"{LR_CLAIM} (the seeds: \"BN enables significantly higher learning rates\"): not supported.**" in text

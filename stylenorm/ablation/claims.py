@@ -31,7 +31,8 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}g}"
 
 
-def _signed(key: str, value: float) -> str:
+def fmt_difference(key: str, value: float) -> str:
+    """A difference of a metric, signed; of test errors in percentage points."""
     return f"{value:+.2%}" if key == "test_error" else f"{value:+.4g}"
 
 
@@ -242,7 +243,18 @@ def stability_rule(grid: Grid, task: AblationTask) -> str:
 
 
 def highest_stable_lr(states: dict[float, str]) -> float | None:
-    return max((lr for lr, state in states.items() if state == "stable"), default=None)
+    """The highest rate up to which every rate of the sweep is stable; None: not even the lowest. A rate
+    that is stable again above an unstable one does not count (a seed that happened to land well)."""
+    highest = None
+    for lr in sorted(states):
+        if states[lr] != "stable":
+            break
+        highest = lr
+    return highest
+
+
+def _first_not_stable(states: dict[float, str]) -> str | None:
+    return next((states[lr] for lr in sorted(states) if states[lr] != "stable"), None)
 
 
 def lr_claim(grid: Grid, task: AblationTask, table: Table, bs: int) -> Claim:
@@ -258,17 +270,21 @@ def lr_claim(grid: Grid, task: AblationTask, table: Table, bs: int) -> Claim:
     top = max(grid.lrs)
 
     def shown(norm: str) -> str:
-        lr = highest[norm]
+        lr, q = highest[norm], task.quality
         if lr is None:
-            return f"{norm} none (not stable at {min(grid.lrs):g} already)"
-        return f"{norm} {lr:g} ({LABELS[task.quality]} there {fmt_metric(task.quality, table.mean(norm, bs, task.quality, lr))})"
+            return f"{norm}: not stable even at {min(grid.lrs):g}"
+        return f"{norm}: {lr:g} ({LABELS[q]} there {fmt_metric(q, table.mean(norm, bs, q, lr))})"
     evidence = (f"highest stable {task.lr_axis_label(task.preset(grid.preset))}, runs at batch {bs} (stable: "
-                f"{stability_rule(grid, task)}): " + "; ".join(shown(n) for n in grid.norms) + ". "
+                f"{stability_rule(grid, task)}, at that rate and every lower one): "
+                + "; ".join(shown(n) for n in grid.norms) + ". "
                 f"Test: bn's must be strictly higher than every other norm's.")
-    # a failed or missing run above a norm's highest stable rate could raise it
-    uncertain = [n for n in grid.norms
-                 if any(s == "unknown" and (highest[n] is None or lr > highest[n]) for lr, s in states[n].items())]
+    # a failed or missing run just above a norm's highest stable rate could raise it
+    uncertain = [n for n in grid.norms if _first_not_stable(states[n]) == "unknown"]
     at_top = [n for n in others if highest[n] == top]
+    again = [f"{n} at {', '.join(f'{lr:g}' for lr, s in states[n].items() if s == 'stable' and lr > (highest[n] or 0))}"
+             for n in grid.norms if any(s == "stable" and lr > (highest[n] or 0) for lr, s in states[n].items())]
+    if again:
+        evidence += f" Stable again above its first unstable rate (not counted): {'; '.join(again)}."
     if uncertain:
         verdict = "inconclusive"
         evidence += f" Runs that failed or have not run could raise the limit of {', '.join(uncertain)}."
@@ -320,14 +336,17 @@ def group_count_claim(grid: Grid, task: AblationTask, table: Table, bs: int, wid
         return claim, "not measured", "needs at least two seeds of each"
     evidence = (f"{LABELS[q]} at batch {bs}, the best intermediate G ({best}, {fmt_metric(q, table.mean(best, bs, q))}) "
                 "minus each end: " + "; ".join(
-                    f"− {end} ({fmt_metric(q, table.mean(end, bs, q))}) = {_signed(q, d)} (95 % interval "
-                    f"{_signed(q, a)} … {_signed(q, b)})" for end, (d, a, b) in diffs.items())
+                    f"{best} − {end} ({fmt_metric(q, table.mean(end, bs, q))}) = {fmt_difference(q, d)} (95 % interval "
+                    f"{fmt_difference(q, a)} … {fmt_difference(q, b)})" for end, (d, a, b) in diffs.items())
                 + ". Test: every interval below 0 (the best intermediate G is picked after the fact, which favours it).")
     if all(b < 0 for _, _, b in diffs.values()):
         verdict = "supported"
     elif any(d >= 0 for d, _, _ in diffs.values()):
         verdict = "not supported"
-        evidence += " An end is at least as good on average."
+        ahead = [end for end, (d, _, _) in diffs.items() if d >= 0]
+        clearly = [end for end, (_, a, _) in diffs.items() if a > 0]
+        evidence += (f" {', '.join(ahead)} {'is' if len(ahead) == 1 else 'are'} at least as good on average"
+                     + (f"; {', '.join(clearly)} clearly better (interval above 0)." if clearly else "."))
     else:
         verdict = "inconclusive"
         evidence += " Better on average, but an interval includes 0."

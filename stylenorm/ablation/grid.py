@@ -20,7 +20,7 @@ from typing import Any, Callable
 import torch
 
 from stylenorm.ablation.presets import Preset, preset_dict, steps_for
-from stylenorm.ablation.records import FINISHED, Cell, Grid, read_result, run_dir, write_result
+from stylenorm.ablation.records import FINISHED, Cell, Grid, read_result, run_dir, run_name, write_result
 from stylenorm.ablation.report import write_report
 from stylenorm.ablation.tasks import get_task
 from stylenorm.atomic import atomic_output, check_writable
@@ -55,6 +55,8 @@ def validate(grid: Grid) -> None:
                              "threshold that tells a stable run from a failed one")
     if grid.lrs and min(grid.lrs) <= 0:
         raise StylenormError(f"learning rates must be positive, got {min(grid.lrs)}")
+    if len({run_name(*cell) for cell in grid.runs()}) < len(grid.runs()):  # run names keep 6 digits of a rate
+        raise StylenormError(f"--lrs {', '.join(map(repr, grid.lrs))}: two rates agree to 6 digits; give distinct ones")
     for norm in grid.norms:
         try:
             kind = norm_kind(norm)

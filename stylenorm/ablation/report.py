@@ -9,8 +9,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from stylenorm.ablation.claims import (LABELS, check_claims, fmt_metric, group_count_claim, group_counts,
-                                       highest_stable_lr, lr_claim, lr_stability, stability_rule)
+from stylenorm.ablation.claims import (LABELS, check_claims, fmt_difference, fmt_metric, group_count_claim,
+                                       group_counts, highest_stable_lr, lr_claim, lr_stability, stability_rule)
 from stylenorm.ablation.presets import preset_dict
 from stylenorm.ablation.records import FINISHED, Grid, Table, collect, difference_interval, run_dir, run_name
 from stylenorm.ablation.tasks import TASKS, AblationTask, get_task
@@ -148,25 +148,26 @@ def make_plots(out_dir: Path, grid: Grid, task: AblationTask, rows: list[dict[st
         save(fig, "image_grids.png", dpi=80)
 
     if len(grid.lrs) > 1:  # the quality metric against the learning rate, where each norm becomes unstable
+        from matplotlib.ticker import NullLocator, PercentFormatter
+
         sweep, q = Table(rows), task.quality
         label = task.lr_axis_label(task.preset(grid.preset))
         fig, axes = plt.subplots(1, len(grid.batch_sizes), figsize=(5.2 * len(grid.batch_sizes), 3.8), squeeze=False)
         for ax, bs in zip(axes[0], grid.batch_sizes):
             for i, norm in enumerate(grid.norms):
                 color = f"C{i % 10}"
-                pts = [(lr, sweep.mean(norm, bs, q, lr), sweep.half_interval(norm, bs, q, lr)) for lr in grid.lrs]
-                pts = [p for p in pts if p[1] is not None]
-                ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
-                            color=color, label=norm)
+                # the mean and every seed (with a few seeds a 95 % interval spans the whole axis; the table has it)
+                pts = [(lr, sweep.mean(norm, bs, q, lr)) for lr in grid.lrs if sweep.mean(norm, bs, q, lr) is not None]
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=color, label=norm)
+                seeds = [(lr, v) for lr in grid.lrs for v in sweep.values(norm, bs, q, lr)]
+                ax.scatter([p[0] for p in seeds], [p[1] for p in seeds], s=10, color=color, alpha=0.4)
                 diverged = [lr for lr in grid.lrs if sweep.diverged_seeds(norm, bs, lr)]
                 ax.scatter(diverged, [1.0] * len(diverged), marker="x", color=color, zorder=3)
             ax.axhline(task.stable_below, color="grey", linestyle="--", linewidth=0.8)
             ax.set(xscale="log", yscale="log", xlabel=label, ylabel=LABELS[q],
-                   title=f"batch {bs}: × at the top = a seed diverged; dashed: stable below")
+                   title=f"batch {bs}: mean and seeds; × at the top = a seed diverged; dashed: stable below")
             ax.title.set_fontsize(8)
             ax.set_xticks(list(grid.lrs), [f"{lr:g}" for lr in grid.lrs])
-            from matplotlib.ticker import NullLocator, PercentFormatter
-
             ax.xaxis.set_minor_locator(NullLocator())
             if q == "test_error":
                 ax.yaxis.set_major_formatter(PercentFormatter(1.0))
@@ -200,7 +201,8 @@ def lr_section(grid: Grid, task: AblationTask, sweep: Table) -> list[str]:
     q, label = task.quality, task.lr_axis_label(task.preset(grid.preset))
     lines = ["## Learning rate", "",
              f"{LABELS[q]} by {label} (mean ± 95 % interval over seeds {', '.join(map(str, grid.seeds))}). A rate is "
-             f"stable for a norm when {stability_rule(grid, task)}; \"(not stable)\": a seed finished above it.", ""]
+             f"stable for a norm when {stability_rule(grid, task)}; \"(not stable)\": a seed finished above it. "
+             "The highest stable rate is the highest at which the norm and every lower rate are stable.", ""]
     for bs in grid.batch_sizes:
         states = lr_stability(grid, task, sweep, bs)
         lines += [f"Batch {bs}:", "", "| norm | " + " | ".join(f"{lr:g}" for lr in grid.lrs) + " | highest stable |",
@@ -245,8 +247,7 @@ def group_count_section(grid: Grid, task: AblationTask, table: Table) -> list[st
             text = None if mean is None else f"{fmt_metric(q, mean)} ± {fmt_metric(q, table.half_interval(n, bs, q))}"
             diff = difference_interval(table.values(n, bs, q), table.values(best, bs, q))
             gap = ("best" if n == best else "—" if diff is None else
-                   f"{diff[0] * 100:+.2f} ({diff[1] * 100:+.2f} … {diff[2] * 100:+.2f}) points" if q == "test_error" else
-                   f"{diff[0]:+.4g} ({diff[1]:+.4g} … {diff[2]:+.4g})")
+                   f"{fmt_difference(q, diff[0])} ({fmt_difference(q, diff[1])} … {fmt_difference(q, diff[2])})")
             lines.append(f"| {n} | {'/'.join(map(str, groups[n].values()))} | "
                          f"{'/'.join(str(w // g) for w, g in groups[n].items())} | "
                          f"{_with_diverged(text, table.diverged_seeds(n, bs), len(grid.seeds))} | {gap} |")

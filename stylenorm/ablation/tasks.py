@@ -167,7 +167,7 @@ class ClassificationAblation(AblationTask):
     quality = "test_error"
     bn_measure = "error"
     epoch_error_curves = True
-    stable_below = 0.5  # half the test digits wrong: far from chance (90 %) and from any trained run (2-7 %)
+    stable_below = 0.5  # half the test digits wrong: far from chance (90 %) and from what a learning run reaches
 
     def build_model(self, grid: Grid, preset: Preset, norm: str) -> nn.Module:
         from stylenorm.ablation.classification_task import ResNetClassifier
