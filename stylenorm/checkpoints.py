@@ -115,6 +115,11 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
     return card
 
 
+def first_nonfinite(tensors: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor holding NaN or inf, or None."""
+    return next((k for k, v in tensors.items() if v.dtype.is_floating_point and not torch.isfinite(v).all()), None)
+
+
 def load_model(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a safetensors model and its card (read_card). Never unpickles anything."""
     path = Path(path)
@@ -131,7 +136,7 @@ def load_model(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[s
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path} is not a readable safetensors file ({exc})") from None
-    broken = next((k for k, v in tensors.items() if v.dtype.is_floating_point and not torch.isfinite(v).all()), None)
+    broken = first_nonfinite(tensors)
     if broken is not None:  # NaN weights give black or NaN pictures without an error
         raise WeightsError(f"{path} holds NaN or infinite weights (e.g. {broken}); the training diverged: "
                            "use an earlier checkpoint or retrain with a lower learning rate")

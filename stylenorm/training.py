@@ -140,10 +140,12 @@ def check_finite(loss: torch.Tensor, step: int) -> None:
 
 def check_finite_weights(state_dict: dict[str, torch.Tensor], step: int) -> None:
     """A checkpoint is only written with finite weights: the one before stays the last good one."""
-    bad = [k for k, v in state_dict.items() if v.dtype.is_floating_point and not torch.isfinite(v).all()]
-    if bad:
+    from stylenorm.checkpoints import first_nonfinite
+
+    bad = first_nonfinite(state_dict)
+    if bad is not None:
         raise NonFiniteLossError(
-            f"the weights became NaN or inf at step {step} (e.g. {bad[0]}); lower the learning rate or "
+            f"the weights became NaN or inf at step {step} (e.g. {bad}); lower the learning rate or "
             "enable gradient clipping; the last checkpoint was left intact"
         )
 

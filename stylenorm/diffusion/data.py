@@ -16,12 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from stylenorm.errors import StylenormError
-from stylenorm.images import usable_images, warn_skipped
+from stylenorm.images import IMAGE_SUFFIXES, ImageError, load_image, usable_images, warn_skipped
 
 BUNDLED_MNIST = Path(__file__).resolve().parent.parent / "data" / "mnist5k.npz"
 TORCHVISION_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 DATASET_NAMES = ("mnist5k", *TORCHVISION_SETS)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 class DatasetError(StylenormError, ValueError):
@@ -85,17 +84,16 @@ def _load_folder(folder: Path, size: int, channels: int) -> ImageData:
     mode = "L" if channels == 1 else "RGB"
     tensors, failed, reason = [], [], ""
     for path in files:
-        try:
-            with Image.open(path) as img:
-                img = img.convert(mode)
-                # Shrink before stacking so a folder of photos does not fill memory.
-                if min(img.size) > size * 2:
-                    img.thumbnail((size * 2 * img.size[0] // min(img.size), size * 2 * img.size[1] // min(img.size)))
-                array = np.asarray(img, dtype=np.uint8)
-        except OSError as exc:  # passed the scan but does not decode (e.g. a truncated JPEG)
+        try:  # the shared loader: EXIF orientation, 16-bit and palette modes, the pixel limit
+            img = Image.fromarray(load_image(path).rgb).convert(mode)
+        except ImageError as exc:  # passed the scan but does not decode (e.g. a truncated JPEG)
             failed.append(path)
-            reason = reason or f"{path} is damaged or truncated ({exc})"
+            reason = reason or str(exc)
             continue
+        # Shrink before stacking so a folder of photos does not fill memory.
+        if min(img.size) > size * 2:
+            img.thumbnail((size * 2 * img.size[0] // min(img.size), size * 2 * img.size[1] // min(img.size)))
+        array = np.asarray(img, dtype=np.uint8)
         t = torch.from_numpy(array.copy()).float().div(255)
         t = t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1)
         tensors.append(_fit(t.unsqueeze(0), size)[0])

@@ -116,14 +116,14 @@ def generate(loaded: LoadedModel, num_samples: int = 64, sampler: str | None = N
     return torch.cat(out).clamp(-1, 1).cpu()
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, C, H, W) in [-1, 1] -> (N, H, W[, C]) uint8."""
+def samples_to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) in the model's [-1, 1] -> (N, H, W[, C]) uint8 (images.to_uint8 is one [0, 1] picture)."""
     arr = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return arr[..., 0] if arr.shape[-1] == 1 else arr
 
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
-    arr = to_uint8(images)
+    arr = samples_to_uint8(images)
     n, h, w = arr.shape[:3]
     nrow = nrow or math.ceil(math.sqrt(n))
     rows = math.ceil(n / nrow)
@@ -166,7 +166,7 @@ def save_samples(images: torch.Tensor, output: str | os.PathLike, nrow: int | No
     if _is_folder_output(output):
         # A new folder appears whole; an existing one gets each file atomically.
         with atomic_directory(path) if not path.exists() else contextlib.nullcontext(path) as tmp:
-            for i, arr in enumerate(to_uint8(images)):
+            for i, arr in enumerate(samples_to_uint8(images)):
                 with atomic_output(tmp / f"sample_{i:04d}.png") as f:
                     Image.fromarray(arr).save(f)
             save_grid(images, tmp / "grid.png", nrow)

@@ -42,12 +42,13 @@ class StyleTask(TrainingTask):
     def __init__(self, cfg: StyleTrainConfig) -> None:
         self.cfg = cfg
         self.base_card: dict[str, Any] | None = None  # the card of the network add-style extends
+        # the paintings' contents, so a resume with another painting of the same file name is refused too
+        # (read once: config_dict is written into every checkpoint)
+        self.style_digests = [_digest(s) for s in cfg.styles]
 
     def config_dict(self) -> dict[str, Any]:
         values = {k: v for k, v in asdict(self.cfg).items() if isinstance(v, (int, float, str, bool, list, type(None)))}
-        # the paintings' contents, so a resume with another painting of the same file name is refused too
-        values["style_digests"] = [_digest(s) for s in self.cfg.styles]
-        return values
+        return {**values, "style_digests": self.style_digests}
 
     def resume_facts(self, config: dict[str, Any]) -> dict[str, Any]:
         styles = config.get("styles")
