@@ -29,6 +29,14 @@ def test_every_norm_builds_a_classifier_with_a_norm_after_every_conv(norm):
         assert len(norms) == len(convs)  # shortcut projections included
 
 
+def test_the_stem_downsamples_so_the_deepest_maps_are_4x4_as_resnet50s_are_7x7():
+    model = ResNetClassifier("bn", width=4)
+    seen = []
+    model.stages[-1].register_forward_hook(lambda module, args, out: seen.append(out.shape[-2:]))
+    model(torch.randn(2, 1, 28, 28))
+    assert seen == [(4, 4)]
+
+
 def test_the_budget_is_epochs_with_the_learning_rate_linear_in_the_batch():
     preset = get_preset("classification", "small")
     assert steps_for(preset, 2) == preset.epochs * preset.images // 2
@@ -115,22 +123,22 @@ def test_the_lr_axis_names_runs_fills_a_column_and_records_a_diverged_run(tmp_pa
 
     monkeypatch.setitem(presets.PRESETS["classification"], "small", LR_TINY)
     out = tmp_path / "ablate"
-    args = ["ablate", "classification", "--norms", "none", "--batch-sizes", "8", "--seeds", "0", "--lrs", "0.1,1000",
+    args = ["ablate", "classification", "--norms", "none", "--batch-sizes", "8", "--seeds", "0", "--lrs", "0.1,100000",
             "--workers", "2", "-o", str(out)]
     result = CliRunner().invoke(cli.app, args)
     assert result.exit_code == 0, result.output  # a diverged run is a result, not a failure
-    assert sorted(p.name for p in (out / "runs").iterdir()) == ["none_bs8_lr0.1_seed0", "none_bs8_lr1000_seed0"]
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["none_bs8_lr0.1_seed0", "none_bs8_lr100000_seed0"]
     rows = {float(r["base_lr"]): r for r in csv.DictReader((out / "results.csv").open())}
     assert rows[0.1]["status"] == "ok" and float(rows[0.1]["lr"]) == pytest.approx(0.1 * 8 / 32)  # scaled to batch 8
-    assert rows[1000]["status"] == "diverged" and "nan" in rows[1000]["error"]
-    assert json.loads((out / "settings.json").read_text())["lrs"] == [0.1, 1000.0]
+    assert rows[100000]["status"] == "diverged" and "nan" in rows[100000]["error"]
+    assert json.loads((out / "settings.json").read_text())["lrs"] == [0.1, 100000.0]
     report = (out / "report.md").read_text()
-    # the lr table's row: one epoch of 64 digits leaves lr 0.1 at chance (not stable), 1000 diverges
+    # the lr table's row: one epoch of 64 digits leaves lr 0.1 at chance (not stable), 100000 diverges
     assert re.search(r"^\| none \| [\d.]+% ± [\d.]+% \(not stable\) \| diverged \| none \|$", report, re.M), report
     assert "## Diverged runs" in report and "## Failed runs" not in report
-    stamp = (out / "runs" / "none_bs8_lr1000_seed0" / "result.json").stat().st_mtime_ns
+    stamp = (out / "runs" / "none_bs8_lr100000_seed0" / "result.json").stat().st_mtime_ns
     assert CliRunner().invoke(cli.app, args).exit_code == 0
-    assert (out / "runs" / "none_bs8_lr1000_seed0" / "result.json").stat().st_mtime_ns == stamp  # not rerun
+    assert (out / "runs" / "none_bs8_lr100000_seed0" / "result.json").stat().st_mtime_ns == stamp  # not rerun
 
 
 def test_without_lrs_the_names_and_columns_are_as_before(tmp_path):

@@ -50,12 +50,16 @@ class BasicBlock(nn.Module):
 
 
 class ResNetClassifier(nn.Module):
-    """A stem and one residual block per stage (widths w, 2w, 4w; 28 -> 14 -> 7 px), average pool, linear."""
+    """A stride-2 stem, one residual block per stage (widths w, 2w, 4w at 14, 7 and 4 px), average pool, linear.
+
+    The stem downsamples as ResNet-50's does (224 -> 56): a quarter of the pixels per convolution, and
+    the deepest maps hold few values per image (4x4 here, 7x7 in ResNet-50), which is where batch
+    statistics of two images are noisiest."""
 
     def __init__(self, norm: str, width: int = 16, num_classes: int = 10) -> None:
         super().__init__()
         widths = (width, 2 * width, 4 * width)
-        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, 1, 1, bias=False), make_norm(norm, width), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, 2, 1, bias=False), make_norm(norm, width), nn.ReLU())
         self.stages = nn.Sequential(*(BasicBlock(norm, cin, cout, 1 if i == 0 else 2)
                                       for i, (cin, cout) in enumerate(zip((width, *widths[:-1]), widths))))
         self.head = nn.Linear(widths[-1], num_classes)

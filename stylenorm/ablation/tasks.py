@@ -198,8 +198,8 @@ class ClassificationAblation(AblationTask):
 
     def model_line(self, grid: Grid, preset: Preset) -> str:
         widths = sorted(self.widths(preset))
-        return (f"Model: a residual CNN (stem and one basic block per stage, widths {', '.join(map(str, widths))} at "
-                "28, 14 and 7 px; the norm after every convolution, shortcut projections included) on the bundled MNIST "
+        return (f"Model: a residual CNN (a stride-2 stem, 28 → 14 px, and one basic block per stage, widths "
+                f"{', '.join(map(str, widths))} at 14, 7 and 4 px; the norm after every convolution, shortcut projections included) on the bundled MNIST "
                 f"subset, {preset.test_images} digits held out as the test split (the same for every run). SGD with "
                 f"Nesterov momentum 0.9, weight decay {preset.weight_decay}, a linear warm-up over {preset.warmup_epochs} "
                 "epochs, then cosine decay. Test error: eval mode (BatchNorm with its running averages), after the last "
