@@ -54,8 +54,9 @@ def test_a_run_learns_and_scores_batchnorm_in_both_modes(tmp_path, one_thread):
     assert 0 <= result["bn_train_mode_error"] <= 1
 
 
-def fake_figure1(bn_rise: float, gn_rise: float):
-    """Test errors shaped like Figure 1: bn rises by bn_rise from batch 32 to 2, gn4 by gn_rise."""
+def fake_figure1(bn_rise: float, gn_rise: float, train_mode_factor: float = 0.8):
+    """Test errors shaped like Figure 1: bn rises by bn_rise from batch 32 to 2, gn4 by gn_rise; bn's
+    train-mode error is train_mode_factor times its eval-mode error."""
 
     def run(norm, bs, seed, run_dir):
         small = {32: 0.0, 8: 0.5, 2: 1.0}[bs]
@@ -64,7 +65,7 @@ def fake_figure1(bn_rise: float, gn_rise: float):
         result = {"steps": 64 // bs, "images": 64, "lr": 0.1 * bs / 32, "test_error": error, "images_per_s": 100.0,
                   "error_curve": [[1, error * 2], [2, error]], "loss_curve": [[64, 0.5], [128, 0.2]]}
         if norm == "bn":
-            result.update(bn_train_mode_error=error * 0.8, bn_eval_mode_error=error)
+            result.update(bn_train_mode_error=error * train_mode_factor, bn_eval_mode_error=error)
         return result
 
     return run
@@ -85,6 +86,16 @@ def test_the_figure1_verdict_follows_from_the_intervals(tmp_path, bn_rise, gn_ri
     rows = list(csv.DictReader((tmp_path / "results.csv").open()))
     assert {"task", "norm", "batch_size", "seed", "test_error"} <= set(rows[0])
     assert len(rows) == 27 and all(r["task"] == "classification" for r in rows)
+
+
+@pytest.mark.parametrize("factor, explained", [(0.8, True), (1.5, False)])
+def test_the_bn_modes_evidence_explains_only_a_worse_eval_mode(tmp_path, factor, explained):
+    grid = Grid(task="classification", norms=("bn", "gn4", "ln"), batch_sizes=(2, 8, 32), seeds=(0, 1, 2))
+    text = run_grid(grid, tmp_path, progress=False, runner=fake_figure1(0.0, 0.0, factor)).read_text()
+    line = next(l for l in text.splitlines() if "behaves differently in training" in l)
+    assert "supported" in line
+    assert ("still remember their initial values" in line) == explained
+    assert ("eval mode is the better of the two at every batch size" in line) == (not explained)
 
 
 def test_the_command_runs_the_task_grid_in_parallel_workers(tmp_path, monkeypatch):
