@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from stylenorm import checkpoints
+from stylenorm.atomic import check_writable
 from stylenorm.devices import set_threads
 from stylenorm.errors import StylenormError
 
@@ -140,9 +142,7 @@ def check_finite(loss: torch.Tensor, step: int) -> None:
 
 def check_finite_weights(state_dict: dict[str, torch.Tensor], step: int) -> None:
     """A checkpoint is only written with finite weights: the one before stays the last good one."""
-    from stylenorm.checkpoints import first_nonfinite
-
-    bad = first_nonfinite(state_dict)
+    bad = checkpoints.first_nonfinite(state_dict)
     if bad is not None:
         raise NonFiniteLossError(
             f"the weights became NaN or inf at step {step} (e.g. {bad}); lower the learning rate or "
@@ -281,9 +281,6 @@ def check_resume(task: TrainingTask, saved: dict[str, Any], source: Path) -> Non
 def check_outputs(config: FitConfig) -> None:
     """Before any work: the run directory and the model file can be written, and a fresh run does
     not go into a run directory that holds another run's checkpoints (the two would mix)."""
-    from stylenorm import checkpoints
-    from stylenorm.atomic import check_writable
-
     if config.output is not None:
         check_writable(config.output)
     if config.run_dir is None:
@@ -299,7 +296,6 @@ def fit(task: TrainingTask, config: FitConfig) -> FitResult:
     """Train `task` for `config.steps` optimizer steps (continuing a checkpoint with `resume`)."""
     from tqdm.auto import tqdm
 
-    from stylenorm import checkpoints
 
     set_threads(config.threads)
     check_outputs(config)
@@ -425,7 +421,6 @@ def fit(task: TrainingTask, config: FitConfig) -> FitResult:
 def _save_checkpoint(config: FitConfig, step: int, model: nn.Module, ema: AveragedModel | None,
                      optimizer: torch.optim.Optimizer, scheduler: Any, task: TrainingTask,
                      history: list[dict[str, float]], smoothed: dict[str, float], card: dict[str, Any]) -> None:
-    from stylenorm import checkpoints
 
     weights = model.state_dict()
     check_finite_weights(weights, step)

@@ -49,8 +49,21 @@ class BasicBlock(nn.Module):
         return F.relu(self.norm2(self.conv2(h)) + self.shortcut(x))
 
 
+STEM_STRIDE, STAGE_STRIDES = 2, (1, 2, 2)
+IMAGE_SIZE = 28
+
+
+def map_sizes(image_size: int = IMAGE_SIZE) -> list[int]:
+    """The feature maps' side after the stem and after each stage (3x3, padding 1, stride s: ceil(n / s))."""
+    sizes = [-(-image_size // STEM_STRIDE)]
+    for stride in STAGE_STRIDES:
+        sizes.append(-(-sizes[-1] // stride))
+    return sizes
+
+
 class ResNetClassifier(nn.Module):
-    """A stride-2 stem, one residual block per stage (widths w, 2w, 4w at 14, 7 and 4 px), average pool, linear.
+    """A stride-2 stem, one residual block per stage (widths w, 2w, 4w; map_sizes: 14, 7 and 4 px), average
+    pool, linear.
 
     The stem downsamples as ResNet-50's does (224 -> 56): a quarter of the pixels per convolution, and
     the deepest maps hold few values per image (4x4 here, 7x7 in ResNet-50), which is where batch
@@ -59,9 +72,9 @@ class ResNetClassifier(nn.Module):
     def __init__(self, norm: str, width: int = 16, num_classes: int = 10) -> None:
         super().__init__()
         widths = (width, 2 * width, 4 * width)
-        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, 2, 1, bias=False), make_norm(norm, width), nn.ReLU())
-        self.stages = nn.Sequential(*(BasicBlock(norm, cin, cout, 1 if i == 0 else 2)
-                                      for i, (cin, cout) in enumerate(zip((width, *widths[:-1]), widths))))
+        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, STEM_STRIDE, 1, bias=False), make_norm(norm, width), nn.ReLU())
+        self.stages = nn.Sequential(*(BasicBlock(norm, cin, cout, stride) for cin, cout, stride
+                                      in zip((width, *widths[:-1]), widths, STAGE_STRIDES)))
         self.head = nn.Linear(widths[-1], num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,7 +103,7 @@ def test_error(model: nn.Module, held: ImageData, batch_size: int = EVAL_BATCH) 
 
 
 def load_split(preset: ClassificationPreset) -> tuple[ImageData, ImageData]:
-    data = load_images("mnist5k", 28, 1)
+    data = load_images("mnist5k", IMAGE_SIZE, 1)
     train, held = split_holdout(data, preset.test_images, TEST_SEED)
     if len(train.images) != preset.images:  # the preset's budget (and its steps) assume this split
         raise StylenormError(f"the MNIST subset gave {len(train.images)} training images, the preset expects {preset.images}; "

@@ -197,9 +197,11 @@ class ClassificationAblation(AblationTask):
                 "the same for every norm.")
 
     def model_line(self, grid: Grid, preset: Preset) -> str:
-        widths = sorted(self.widths(preset))
-        return (f"Model: a residual CNN (a stride-2 stem, 28 → 14 px, and one basic block per stage, widths "
-                f"{', '.join(map(str, widths))} at 14, 7 and 4 px; the norm after every convolution, shortcut projections included) on the bundled MNIST "
+        from stylenorm.ablation.classification_task import IMAGE_SIZE, STEM_STRIDE, map_sizes
+
+        widths, (stem, *stages) = sorted(self.widths(preset)), map_sizes()
+        return (f"Model: a residual CNN (a stride-{STEM_STRIDE} stem, {IMAGE_SIZE} → {stem} px, and one basic block per "
+                f"stage, widths {', '.join(map(str, widths))} at {', '.join(map(str, stages[:-1]))} and {stages[-1]} px; the norm after every convolution, shortcut projections included) on the bundled MNIST "
                 f"subset, {preset.test_images} digits held out as the test split (the same for every run). SGD with "
                 f"Nesterov momentum 0.9, weight decay {preset.weight_decay}, a linear warm-up over {preset.warmup_epochs} "
                 "epochs, then cosine decay. Test error: eval mode (BatchNorm with its running averages), after the last "
