@@ -27,3 +27,9 @@ def set_threads(threads: int | None) -> None:
     if threads < 1:
         raise StylenormError(f"--threads {threads} is below 1; pass a number of CPU threads, e.g. 1 or 2")
     torch.set_num_threads(threads)
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX-512 BF16 (AMX CPUs have it too); without it oneDNN emulates bf16, slower than float32."""
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # private, hence the fallback
+    return bool(check is not None and check())

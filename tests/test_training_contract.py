@@ -176,3 +176,13 @@ def test_a_classifier_resume_writes_into_the_run_it_was_given(files, tmp_path):
     train_digit_classifier(replace(first, steps=4, run_dir=None, resume=str(tmp_path / "moved")))
     assert not (tmp_path / "first").exists()
     assert sorted(p.name for p in (tmp_path / "moved" / "checkpoints").iterdir()) == ["step_0000002", "step_0000004"]
+
+
+@pytest.mark.parametrize("native, warned", [(False, True), (True, False)])
+def test_bf16_on_a_cpu_without_native_bfloat16_warns_and_names_the_fix(monkeypatch, capsys, native, warned):
+    from stylenorm import training
+
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: native)
+    training.make_accelerator("bf16", cpu=True)
+    err = capsys.readouterr().err
+    assert ("warning: this CPU has no native bfloat16" in err and "--mixed-precision no" in err) == warned

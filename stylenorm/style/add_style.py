@@ -52,7 +52,7 @@ def add_style_config(painting: str | os.PathLike, name: str, *, steps: int | Non
                      checkpoint_every: int = 100, seed: int = 0) -> StyleTrainConfig:
     """The train-style config that adds `painting` as style `name` to `base` (default: the shipped network)."""
     from stylenorm.style.optimize import MIN_PAINTING_SIDE, load_painting
-    from stylenorm.style.stylize import cpu_has_native_bf16
+    from stylenorm.devices import cpu_has_native_bf16
 
     load_painting(painting, MIN_PAINTING_SIDE, hint="")  # not an image, or too small: refused before anything is written
     base_path = Path(base) if base else base_network()

@@ -27,6 +27,7 @@ from PIL import Image
 
 from stylenorm.atomic import check_writable
 from stylenorm.checkpoints import WEIGHTS_DIR, WeightsError, load_into, load_model, read_card, user_weights_dir
+from stylenorm.devices import cpu_has_native_bf16
 from stylenorm.errors import StylenormError
 from stylenorm.images import (
     DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, list_images, load_image, made_by_stylenorm, save_image, to_tensor,
@@ -221,12 +222,6 @@ def preserve_colors(stylized: torch.Tensor, original: torch.Tensor) -> torch.Ten
     cr = 0.5 * r - 0.418688 * g - 0.081312 * b
     out = torch.cat([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], dim=1)
     return out.clamp(0, 1)
-
-
-def cpu_has_native_bf16() -> bool:
-    """AVX-512 BF16 (AMX CPUs have it too); without it oneDNN emulates bf16, slower than float32."""
-    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # private, hence the fallback
-    return bool(check is not None and check())
 
 
 def resolve_precision(precision: str, device: str | torch.device) -> torch.dtype:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +81,36 @@ def test_stylize_a_clip_keeps_frames_fps_size_and_sound(run, tmp_path):
         assert fb[0].rotation == fa[0].rotation and fa[0].rotation % 360 == 270
         assert [s.codec_context.name for s in b.streams.audio] == ["aac"]
     assert np.abs(read_frames(out)[2].astype(float) - read_frames(src)[2]).mean() > 10  # stylized
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
+                    reason="FFmpeg's command-line tools are not installed (.ci/run installs them)")
+@pytest.mark.parametrize("suffix, codecs", [(".mp4", ["h264", "aac"]), (".webm", ["vp9", "opus"])])
+def test_a_stylized_clip_plays_in_ffmpegs_own_player_with_its_sound(run, tmp_path, suffix, codecs):
+    """ffplay, VLC and mpv decode with FFmpeg's libraries: ffmpeg's decoder must read every packet of both
+    streams without an error, and ffprobe must find the picture and the sound lasting as long as each other."""
+    frames, _ = camera_clip("astronaut.png", (64, 48), 12, seed=2)
+    src = write_clip(tmp_path / f"clip{suffix}", frames, rate=12)
+    out = tmp_path / f"out{suffix}"
+    assert run("stylize", src, "-o", out, "--style", "wave").returncode == 0
+    decode = subprocess.run(["ffmpeg", "-v", "error", "-xerror", "-i", str(out), "-map", "0", "-f", "null", "-"],
+                            capture_output=True, text=True)
+    assert decode.returncode == 0 and decode.stderr == "", decode.stderr
+    probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(out)],
+                                      capture_output=True, text=True, check=True).stdout)
+    streams = {s["codec_type"]: s for s in probe["streams"]}
+    assert [streams["video"]["codec_name"], streams["audio"]["codec_name"]] == codecs
+    assert streams["video"]["pix_fmt"] == "yuv420p"  # even sides: what browsers and QuickTime play too
+    assert int(streams["video"].get("nb_frames", 12)) == 12  # WebM does not count its frames
+
+    def seconds(stream: dict) -> float:  # MP4 states a stream's duration; WebM as a tag, hh:mm:ss.fraction
+        if "duration" in stream:
+            return float(stream["duration"])
+        hours, minutes, rest = stream["tags"]["DURATION"].split(":")
+        return 3600 * int(hours) + 60 * int(minutes) + float(rest)
+
+    durations = [seconds(streams["video"]), seconds(streams["audio"])]
+    assert all(abs(d - 1.0) < 0.1 for d in durations), durations  # 12 frames at 12 fps and the tone with them
 
 
 def test_frame_folders_through_the_cli(run, tmp_path):
