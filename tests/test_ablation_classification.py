@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from stylenorm.ablation import presets
-from stylenorm.ablation.classification_task import ResNetClassifier, run_classification
+from stylenorm.ablation.classification_task import ResNetClassifier, map_sizes, run_classification
 from stylenorm.ablation.grid import Grid, run_grid
 from stylenorm.ablation.presets import get_preset, lr_for, steps_for
 
@@ -29,12 +29,14 @@ def test_every_norm_builds_a_classifier_with_a_norm_after_every_conv(norm):
         assert len(norms) == len(convs)  # shortcut projections included
 
 
-def test_the_stem_downsamples_so_the_deepest_maps_are_4x4_as_resnet50s_are_7x7():
+def test_the_layout_is_resnet50s_stem_and_four_stages_down_to_1x1():
     model = ResNetClassifier("bn", width=4)
     seen = []
-    model.stages[-1].register_forward_hook(lambda module, args, out: seen.append(out.shape[-2:]))
+    for stage in model.stages:
+        stage.register_forward_hook(lambda module, args, out: seen.append(tuple(out.shape[1:])))
     model(torch.randn(2, 1, 28, 28))
-    assert seen == [(4, 4)]
+    assert seen == [(4, 7, 7), (8, 4, 4), (16, 2, 2), (32, 1, 1)]
+    assert map_sizes() == [7, 7, 4, 2, 1]
 
 
 def test_the_budget_is_epochs_with_the_learning_rate_linear_in_the_batch():
@@ -246,9 +248,9 @@ def test_a_group_count_grid_gets_table3_and_its_verdict(tmp_path, errors, verdic
     assert "## Group count (the GroupNorm paper's Table 3)" in text
     rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in text.splitlines()
             if line.startswith("| gn") or line.startswith("| in ")}
-    # G at widths 16/32/64, channels per group, the error, the difference to the best
-    assert rows["gn1"][:2] == ["1/1/1", "16/32/64"] and rows["gn16"][:2] == ["16/16/16", "1/2/4"]
-    assert rows["in"][:2] == ["16/32/64", "1/1/1"]
+    # G at widths 16/32/64/128, channels per group, the error, the difference to the best
+    assert rows["gn1"][:2] == ["1/1/1/1", "16/32/64/128"] and rows["gn16"][:2] == ["16/16/16/16", "1/2/4/8"]
+    assert rows["in"][:2] == ["16/32/64/128", "1/1/1/1"]
     best = min(errors, key=errors.get)
     assert rows[best][3].strip(" |") == "best"
     assert rows["gn2"][2].startswith(f"{errors['gn2']:.2%} ± ")

@@ -92,9 +92,14 @@ def make_plots(out_dir: Path, grid: Grid, task: AblationTask, rows: list[dict[st
                 ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label=norm)
         ax.set(xscale="log", xlabel="batch size", ylabel=LABELS[key], title=f"{LABELS[key]} vs batch size (95 % intervals)")
         if key == "test_error":  # the GroupNorm paper's Figure 1 reads in percent
-            from matplotlib.ticker import PercentFormatter
+            from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
-            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+            # log: a norm that fails (tens of percent) would flatten the others' 1-3 % into one line
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(FixedLocator([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{100 * value:g} %"))
+            ax.set_ylim(top=1.0)  # an error cannot pass 100 %, however wide a failed run makes the interval
         _batch_ticks(ax, grid)
     axes[0][-1].legend(fontsize=7)
     save(fig, "metric_vs_batch_size.png")

@@ -197,11 +197,13 @@ class ClassificationAblation(AblationTask):
                 "the same for every norm.")
 
     def model_line(self, grid: Grid, preset: Preset) -> str:
-        from stylenorm.ablation.classification_task import IMAGE_SIZE, STEM_STRIDE, map_sizes
+        from stylenorm.ablation.classification_task import IMAGE_SIZE, STAGE_STRIDES, map_sizes
 
         widths, (stem, *stages) = sorted(self.widths(preset)), map_sizes()
-        return (f"Model: a residual CNN (a stride-{STEM_STRIDE} stem, {IMAGE_SIZE} → {stem} px, and one basic block per "
-                f"stage, widths {', '.join(map(str, widths))} at {', '.join(map(str, stages[:-1]))} and {stages[-1]} px; the norm after every convolution, shortcut projections included) on the bundled MNIST "
+        return (f"Model: a residual CNN with ResNet-50's layout (a stride-2 convolution and a stride-2 max-pool, "
+                f"{IMAGE_SIZE} → {stem} px, then {len(STAGE_STRIDES)} stages of one basic block each, widths "
+                f"{', '.join(map(str, widths))} at {', '.join(map(str, stages[:-1]))} and {stages[-1]} px; the norm after "
+                "every convolution, shortcut projections included) on the bundled MNIST "
                 f"subset, {preset.test_images} digits held out as the test split (the same for every run). SGD with "
                 f"Nesterov momentum 0.9, weight decay {preset.weight_decay}, a linear warm-up over {preset.warmup_epochs} "
                 "epochs, then cosine decay. Test error: eval mode (BatchNorm with its running averages), after the last "
