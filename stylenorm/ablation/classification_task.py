@@ -73,14 +73,15 @@ def stage_widths(width: int) -> tuple[int, ...]:
 
 
 class ResNetClassifier(nn.Module):
-    """ResNet-50's stem and four stages (map_sizes: 7, 4, 2 and 1 px) with one basic block each (widths
-    stage_widths: w, 2w, 4w, 8w), average pool, linear.
+    """ResNet-50's downsampling (a stride-2 convolution, 3x3 here, and a stride-2 max-pool) and its four
+    stages (map_sizes: 7, 4, 2 and 1 px), one basic block each (stage_widths: w, 2w, 4w, 8w), average
+    pool, linear.
 
-    Why down to 1 x 1: with three stages down to 4 x 4 px, BatchNorm was as good at batch 2 as at 32 (1.60
-    and 1.80 % test error, 3 seeds), and with four down to 2 x 2 nearly so (1.8 and 1.5 %, one seed). At
-    1 x 1 the deepest BatchNorms of a batch of 2 normalise two values per channel, which they map to -1
-    and +1 whatever the values (inaccurate batch statistics, the paper's cause, in the extreme); InstanceNorm, over one
-    value per channel there, outputs its shift alone and cannot classify at all."""
+    Why down to 1 x 1: with three stages down to 4 x 4 px, BatchNorm was as good at batch 2 as at 32
+    (1.60 and 1.80 % test error, 3 seeds), and with four down to 2 x 2 nearly so (1.8 and 1.5 %, one
+    seed). At 1 x 1 the deepest BatchNorms of a batch of 2 normalise two values per channel, which they
+    map to -1 and +1 whatever the values (inaccurate batch statistics, the paper's cause, in the
+    extreme); InstanceNorm, over one value per channel there, outputs its shift alone and cannot classify."""
 
     def __init__(self, norm: str, width: int = 16, num_classes: int = 10) -> None:
         super().__init__()
