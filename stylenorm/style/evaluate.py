@@ -10,7 +10,11 @@ photos the network never trained on, each photo resized to EVAL_WIDTH px wide:
   painting's large motifs count as much as its fine texture. Lower is better.
 - strength: how far the output moved from the photo in VGG features: the
   relative distance ||F(out) - F(photo)|| / ||F(photo)|| at relu2_2 and relu3_3,
-  averaged. 0 is the photo itself.
+  averaged. 0 is the photo itself. Beside it, the painting's own strength: the
+  same distance with the painting itself (resized to cover the photo, centre
+  crop) in the photo's place, the strength of a total replacement. An output
+  whose Gram matrices match the painting's has the painting's feature energy,
+  so this is about as far as a faithful style moves a photo on this measure.
 - structure kept: Pearson correlation with the photo, at 32 px wide, of the
   luminance and of the luminance edges (Sobel gradient magnitude). 1 is the
   photo's layout exactly; published feed-forward outputs sit at about 0.5-0.9.
@@ -40,7 +44,8 @@ ANALYSIS_WIDTHS = (512, 256)
 GRAM_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 STRENGTH_LAYERS = ("relu2_2", "relu3_3")
 STRUCTURE_WIDTH = 32
-METRICS = ("style_match", "style_match_512", "style_match_256", "strength", "structure_luma", "structure_edges")
+METRICS = ("style_match", "style_match_512", "style_match_256", "strength", "painting_strength", "structure_luma",
+           "structure_edges")
 
 
 @dataclass
@@ -48,6 +53,7 @@ class PhotoScore:
     style_match_512: float
     style_match_256: float
     strength: float
+    painting_strength: float  # the painting itself in the photo's place (a reference, not the output's)
     structure_luma: float
     structure_edges: float
 
@@ -96,6 +102,23 @@ def structure_scores(output: torch.Tensor, photo: torch.Tensor) -> tuple[float, 
     return _correlation(lo, lp), _correlation(_edges(lo), _edges(lp))
 
 
+def cover_crop(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, C, h, w) resized to cover `size` (aspect kept) and centre-cropped to it."""
+    height, width = size
+    h, w = image.shape[-2:]
+    scale = max(height / h, width / w)
+    resized = F.interpolate(image, size=(max(height, round(h * scale)), max(width, round(w * scale))),
+                            mode="bilinear", align_corners=False, antialias=True)
+    top, left = (resized.shape[-2] - height) // 2, (resized.shape[-1] - width) // 2
+    return resized[..., top:top + height, left:left + width]
+
+
+def feature_distance(feats: dict[str, torch.Tensor], photo_feats: dict[str, torch.Tensor]) -> float:
+    """Strength: ||F(x) - F(photo)|| / ||F(photo)|| averaged over STRENGTH_LAYERS."""
+    return float(np.mean([float((feats[k] - photo_feats[k]).norm() / photo_feats[k].norm().clamp_min(1e-12))
+                          for k in STRENGTH_LAYERS]))
+
+
 class StyleScorer:
     """Scores outputs against one set of paintings with one loss network (VGGFeatures)."""
 
@@ -104,6 +127,7 @@ class StyleScorer:
         if missing:
             raise StylenormError(f"the evaluation VGG lacks {missing}; build it with layers {list(GRAM_LAYERS)}")
         self.vgg = vgg
+        self.paintings = paintings
         self.targets: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
         with torch.no_grad():
             for name, painting in paintings.items():
@@ -130,13 +154,13 @@ class StyleScorer:
         if photo_feats is None:
             photo_feats = self.photo_features(photo)
         feats = self.vgg(resize_to_width(output, 512), upto=GRAM_LAYERS)
-        strength = np.mean([float((feats[k] - photo_feats[k]).norm() / photo_feats[k].norm().clamp_min(1e-12))
-                            for k in STRENGTH_LAYERS])
+        in_place = self.vgg(cover_crop(self.paintings[style], tuple(photo.shape[-2:])), upto=STRENGTH_LAYERS)
         luma, edges = structure_scores(output, photo)
         return PhotoScore(
             style_match_512=self._gram_error(feats, style, 512),
             style_match_256=self._gram_error(self.vgg(resize_to_width(output, 256), upto=GRAM_LAYERS), style, 256),
-            strength=float(strength),
+            strength=feature_distance(feats, photo_feats),
+            painting_strength=feature_distance(in_place, photo_feats),
             structure_luma=luma,
             structure_edges=edges,
         )
@@ -234,9 +258,9 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     from stylenorm.bench.common import markdown_table as table
 
     rows = [[label, style, f"{s['style_match']:.3f} ({s['style_match_512']:.3f} / {s['style_match_256']:.3f})",
-             f"{s['strength']:.3f}", f"{s['structure_luma']:.2f} / {s['structure_edges']:.2f}"]
+             f"{s['strength']:.3f} ({s['painting_strength']:.3f})", f"{s['structure_luma']:.2f} / {s['structure_edges']:.2f}"]
             for label, styles in results.items() for style, s in styles.items()]
-    columns = ["weights", "style", "style match (512 / 256 px)", "strength", "structure (luma / edges)"]
+    columns = ["weights", "style", "style match (512 / 256 px)", "strength (the painting itself)", "structure (luma / edges)"]
     return table(columns, rows) + "\n"
 
 

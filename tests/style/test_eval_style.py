@@ -11,7 +11,7 @@ from PIL import Image
 
 from style_testlib import smooth_photo
 from stylenorm.images import to_tensor
-from stylenorm.style.evaluate import StyleScorer, resize_to_width, structure_scores
+from stylenorm.style.evaluate import StyleScorer, cover_crop, resize_to_width, structure_scores
 from stylenorm.style.loss import load_vgg
 
 
@@ -47,6 +47,19 @@ def test_strength_is_zero_for_the_photo_and_grows_with_the_change(vgg):
     assert 0 < weak.strength < strong.strength
 
 
+def test_the_paintings_own_strength_is_the_painting_in_the_photos_place(vgg):
+    """painting_strength scores the painting itself (cover-resized, centre crop), whatever the output."""
+    painting = stripes(300, 300, 12)
+    scorer = StyleScorer(vgg, {"stripes": painting})
+    photo = resize_to_width(to_tensor(smooth_photo(256, 384, 3)), 512)
+    in_place = cover_crop(painting, tuple(photo.shape[-2:]))
+    assert in_place.shape[-2:] == photo.shape[-2:]
+    itself = scorer.score(in_place, photo, "stripes")
+    assert itself.painting_strength == pytest.approx(itself.strength, rel=1e-5)
+    assert scorer.score(photo, photo, "stripes").painting_strength == pytest.approx(itself.strength, rel=1e-5)
+    assert itself.painting_strength > scorer.score(0.5 * photo + 0.5 * in_place, photo, "stripes").strength
+
+
 def test_style_match_sees_the_motif_scale(vgg):
     """The painting's own texture scores best; the same texture at the wrong scale scores worse,
     most at the 256 px analysis width."""
@@ -80,7 +93,7 @@ def test_eval_style_command_writes_report_sheet_and_card(tmp_path, tiny_vgg, tin
     assert set(scores) == {"stripes", "dots"}
     for s in scores.values():
         assert s["style_match"] == pytest.approx((s["style_match_512"] + s["style_match_256"]) / 2, abs=1e-3)
-        assert s["strength"] > 0 and -1 <= s["structure_luma"] <= 1
+        assert s["strength"] > 0 and s["painting_strength"] > 0 and -1 <= s["structure_luma"] <= 1
     assert "| mine | stripes |" in (out / "eval.md").read_text()
     sheet = Image.open(out / "contact_sheet_mine.png")
     assert sheet.size == (256 * 3, 256 * 3)  # paintings row + 2 photos; photo + 2 styles
