@@ -27,6 +27,11 @@ from stylenorm.norms import make_norm, norm_kind
 from stylenorm.training import FitConfig, TrainingTask, fit
 
 TEST_SEED = 0  # one test split for every run and seed
+# oneDNN's convolutions cost more to set up than they save on these 1-14 px maps at batch 2 and 4;
+# from batch 8 they are the faster. One SGD step of the gn4 model, one thread of a 2-core AMD EPYC, ms
+# with and without oneDNN: batch 2 9.0-14.0 and 4.8-5.9; batch 4 11.2-12.2 and 8.1-9.2; batch 8 13.5 and
+# 15.7; batch 16 13.3 and 29.2 (bn at batch 2: 7.9-9.4 and 6.4-7.0). The grid's images_per_s column shows it.
+ONEDNN_FROM_BATCH = 8
 EVAL_BATCH = 500
 # MNIST's pixel mean and standard deviation, in the [-1, 1] range the data loader gives
 MNIST_MEAN, MNIST_STD = 0.1307 * 2 - 1, 0.3081 * 2
@@ -193,9 +198,14 @@ def run_classification(preset: ClassificationPreset, norm: str, batch_size: int,
     """Train for the preset's epochs and score the test split after every epoch."""
     del run_dir  # nothing but the result is kept: the model is seconds to retrain
     task = ClassificationTask(preset, norm, batch_size, seed, lr_scale)
-    started = time.perf_counter()
-    trained = fit(task, fit_config(task, threads))
-    seconds = time.perf_counter() - started
+    onednn_before = torch.backends.mkldnn.enabled  # set alone: mkldnn.flags() would also reset its TF32 and precision flags
+    torch.backends.mkldnn.enabled = batch_size >= ONEDNN_FROM_BATCH
+    try:
+        started = time.perf_counter()
+        trained = fit(task, fit_config(task, threads))
+        seconds = time.perf_counter() - started
+    finally:
+        torch.backends.mkldnn.enabled = onednn_before
     per_epoch, steps = task.per_epoch, task.steps
     losses = [h["loss"] for h in trained.history if "loss" in h]
     curve = [(h["step"] // per_epoch, h["test_error"], sum(losses[h["step"] - per_epoch:h["step"]]) / per_epoch)
