@@ -30,7 +30,7 @@ TEST_SEED = 0  # one test split for every run and seed
 # oneDNN's convolutions cost more to set up than they save on these 1-14 px maps at batch 2 and 4;
 # from batch 8 they are the faster. One SGD step of the gn4 model, one thread of a 2-core AMD EPYC, ms
 # with and without oneDNN: batch 2 9.0-14.0 and 4.8-5.9; batch 4 11.2-12.2 and 8.1-9.2; batch 8 13.5 and
-# 15.7; batch 16 13.3 and 29.2 (bn at batch 2: 7.9-9.4 and 6.4-7.0). The grid's images_per_s column shows it.
+# 15.7; batch 16 13.3 and 29.2 (bn at batch 2: 7.9-9.4 and 6.4-7.0).
 ONEDNN_FROM_BATCH = 8
 EVAL_BATCH = 500
 # MNIST's pixel mean and standard deviation, in the [-1, 1] range the data loader gives
