@@ -123,12 +123,9 @@ def figure1_claim(grid: Grid, table: Table) -> Claim:
     elif all(flat.values()):
         verdict = "supported"
     else:
-        if all(risen.values()):
-            verdict = "not supported"
-        elif any(flat.values()) and any(risen.values()):
-            verdict = "partly supported"
-        else:
-            verdict = "inconclusive"  # an interval across the bound: more seeds would tell
+        verdict = ("not supported" if all(risen.values()) else
+                   "partly supported" if any(flat.values()) and any(risen.values()) else
+                   "inconclusive")  # an interval across the bound: more seeds would tell
         test += " " + ", ".join(f"{n} {'flat' if flat[n] else 'rises' if risen[n] else 'neither shown flat nor shown to rise'}"
                                 for n in gns) + "."
     return claim, verdict, "; ".join(parts) + ". " + test
