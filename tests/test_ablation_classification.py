@@ -315,3 +315,37 @@ def test_small_batches_train_without_onednn_and_the_switch_is_restored(tmp_path,
     assert seen == [onednn]
     assert torch._C._get_mkldnn_enabled() == before
     assert 0 <= result["test_error"] <= 1
+
+
+@pytest.mark.parametrize("batch_size, onednn", [(2, False), (500, True)])
+def test_the_test_split_is_scored_with_its_own_batch_sizes_onednn_choice(batch_size, onednn):
+    from stylenorm.ablation.classification_task import load_split, test_error
+
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x):
+            seen.append(torch._C._get_mkldnn_enabled())
+            return torch.zeros(len(x), 10)
+
+    _, held = load_split(get_preset("classification", "small"))
+    before = torch._C._get_mkldnn_enabled()
+    torch.backends.mkldnn.enabled = not onednn
+    try:
+        assert test_error(Recorder().eval(), held, batch_size) == pytest.approx((held.labels != 0).float().mean().item())
+        assert set(seen) == {onednn} and torch._C._get_mkldnn_enabled() == (not onednn)
+    finally:
+        torch.backends.mkldnn.enabled = before
+
+
+def test_the_optimizer_updates_every_parameter_in_one_fused_step():
+    from stylenorm.ablation.classification_task import ClassificationTask
+
+    task = ClassificationTask(get_preset("classification", "small"), "gn4", 2, 0)
+    model = ResNetClassifier("gn4", width=4)
+    optimizer, scheduler = task.make_optimizer(model, 0.1)
+    assert optimizer.defaults["fused"] and optimizer.defaults["nesterov"]
+    before = [p.detach().clone() for p in model.parameters()]
+    torch.nn.functional.cross_entropy(model(torch.randn(2, 1, 28, 28)), torch.tensor([1, 2])).backward()
+    optimizer.step()
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()) if b.grad is not None)

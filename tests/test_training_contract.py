@@ -100,6 +100,28 @@ def test_the_loss_goes_down(name, files, tmp_path):
     assert np.mean(losses[-6:]) < 0.9 * np.mean(losses[:6]), losses
 
 
+
+@pytest.mark.parametrize("name", TASKS)
+def test_every_step_trains_in_train_mode_after_evaluations_and_checkpoints(name, files, tmp_path, monkeypatch):
+    make, _ = TASKS[name]
+    task, task_lr = make(files, {})
+    modes, real_step, real_evaluate = [], task.training_step, task.evaluate
+
+    def training_step(model, indices, micro_step):
+        modes.append(all(m.training for m in model.modules()))
+        return real_step(model, indices, micro_step)
+
+    def evaluate(model, step):
+        scores = real_evaluate(model, step)
+        model.eval()  # whatever a task's scoring leaves behind
+        return scores
+
+    monkeypatch.setattr(task, "training_step", training_step)
+    monkeypatch.setattr(task, "evaluate", evaluate)
+    fit(task, FitConfig(steps=5, lr=task_lr or task.lr, run_dir=tmp_path, seed=1, cpu=True, progress=False,
+                        eval_every=2, checkpoint_every=3))
+    assert modes == [True] * 5
+
 @pytest.mark.parametrize("name", TASKS)
 def test_resume_continues_exactly_like_an_uninterrupted_run(name, files, tmp_path):
     straight = run(name, files, tmp_path / "straight", 4)
