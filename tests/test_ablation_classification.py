@@ -65,7 +65,7 @@ def fake_figure1(bn_rise: float, gn_rise: float, train_mode_factor: float = 0.8,
         rise = {"bn": bn_rise, "gn4": gn_rise, "gn2": 0.03, "ln": 0.002}[norm]  # gn2 rises, when it is in the grid
         error = 0.02 + rise * small + 0.0005 * (seed - 1) + (gn_noise * (seed - 1) if norm == "gn4" and bs == 2 else 0)
         result = {"steps": 64 // bs, "images": 64, "lr": 0.1 * bs / 32, "test_error": error, "images_per_s": 100.0,
-                  "error_curve": [[1, error * 2], [2, error]], "loss_curve": [[64, 0.5], [128, 0.2]]}
+                  "error_curve": [[1, error * 2], [2, error], [3, error]], "loss_curve": [[64, 0.5], [128, 0.2]]}
         if norm == "bn":
             result.update(bn_train_mode_error=error * train_mode_factor, bn_eval_mode_error=error)
         return result
@@ -90,6 +90,23 @@ def test_the_figure1_verdict_follows_from_the_intervals(tmp_path, bn_rise, gn_ri
     assert {"task", "norm", "batch_size", "seed", "test_error"} <= set(rows[0])
     assert len(rows) == 27 and all(r["task"] == "classification" for r in rows)
 
+
+
+def test_a_test_error_still_falling_at_the_largest_batch_gets_no_figure1_verdict(tmp_path):
+    shaped = fake_figure1(0.05, 0.0)
+
+    def short(norm, bs, seed, run_dir):  # gn4 still learning at batch 32: 1.2 points down in the last epoch
+        result = shaped(norm, bs, seed, run_dir)
+        if norm == "gn4" and bs == 32:
+            result["error_curve"][-1][1] -= 0.012
+        return result
+
+    grid = Grid(task="classification", norms=("bn", "gn4", "ln"), batch_sizes=(2, 32), seeds=(0, 1, 2))
+    text = run_grid(grid, tmp_path, progress=False, runner=short).read_text()
+    assert ("- Convergence: not converged; the claims on quality below make no verdict (the test error's change over "
+            "the last epoch at batch 32, mean over seeds: bn +0.00%, gn4 -1.20%, ln +0.00%") in text
+    assert "still moving: gn4)" in text
+    assert "from 32 to 2 images per batch): no verdict (not converged).** What the runs show: bn: " in text
 
 def test_one_group_count_flat_and_another_rising_is_partly_supported(tmp_path):
     grid = Grid(task="classification", norms=("bn", "gn4", "gn2"), batch_sizes=(2, 32), seeds=(0, 1, 2))
@@ -185,7 +202,7 @@ def fake_lr_sweep(limits: dict[str, float], calls: list | None = None):
             raise NonFiniteLossError(f"the loss became nan at step 7 (lr {base_lr})")
         error = (0.02 if base_lr <= limits[norm] else 0.7) + 0.001 * seed
         result = {"steps": 10, "images": 320, "lr": base_lr * bs / 32, "test_error": error, "images_per_s": 100.0,
-                  "error_curve": [[1, error]], "loss_curve": [[320, 0.5]]}
+                  "error_curve": [[1, error], [2, error]], "loss_curve": [[320, 0.5]]}
         if norm == "bn":
             result.update(bn_train_mode_error=error, bn_eval_mode_error=error)
         return result
@@ -237,7 +254,7 @@ def fake_group_count(errors: dict[str, float]):
     def run(norm, bs, seed, run_dir):
         error = errors[norm] + 0.001 * (seed - 1)
         return {"steps": 10, "images": 320, "lr": 0.1, "test_error": error, "images_per_s": 100.0,
-                "error_curve": [[1, error]], "loss_curve": [[320, 0.5]]}
+                "error_curve": [[1, error], [2, error]], "loss_curve": [[320, 0.5]]}
 
     return run
 

@@ -11,8 +11,10 @@ from stylenorm.ablation.grid import Grid, run_grid
 from stylenorm.errors import StylenormError
 
 
-def fake_runner(calls, fail=()):
-    """A stand-in for training: quality depends on the norm and batch size, BN has a train/eval gap."""
+def fake_runner(calls, fail=(), still_falling=False, fid_factor=100.0):
+    """A stand-in for training: quality depends on the norm and batch size, BN has a train/eval gap. The
+    training loss levels off after the first half of the run unless `still_falling`; the Fréchet distance
+    is `fid_factor` × the held-out loss (real digits score about 100)."""
 
     def run(norm, bs, seed, run_dir):
         calls.append((norm, bs, seed))
@@ -20,9 +22,11 @@ def fake_runner(calls, fail=()):
             raise RuntimeError(f"out of memory in {norm}")
         run_dir.mkdir(parents=True, exist_ok=True)
         loss = {"bn": 0.5 / bs ** 0.5 + 0.1, "gn8": 0.12, "ln": 0.13, "rms": 0.125}[norm] + 0.001 * seed
-        result = {"steps": 64 // bs, "images": 64, "lr": 1e-3, "heldout_loss": loss, "fid": 100 * loss,
+        steps = 64 // bs
+        result = {"steps": steps, "images": 64, "lr": 1e-3, "heldout_loss": loss, "fid": fid_factor * loss,
                   "images_per_s": 50.0 * bs ** 0.5 * (1.1 if norm == "rms" else 1.0), "memory_mb": 2.0 * bs,
-                  "loss_curve": [[i * bs, 1.0 / (i + 1)] for i in range(1, 64 // bs + 1)]}
+                  "loss_curve": [[i * bs, 1.0 / (1 + (i if still_falling else min(i, steps // 2)))]
+                                 for i in range(1, steps + 1)]}
         if norm == "bn":
             result.update(bn_train_mode_loss=loss * 0.7, bn_eval_mode_loss=loss)
         return result
@@ -46,6 +50,39 @@ def test_grid_writes_every_file_and_checks_the_claims(tmp_path):
     assert "reproduces InstanceNorm: supported" in text
     assert "GroupNorm is the right choice for the diffusion U-Net: supported" in text
     assert "RMSNorm is cheaper than LayerNorm at equal quality: supported" in text
+    assert "- Convergence: converged (the training loss of the last quarter" in text
+
+
+@pytest.mark.parametrize("runner_options, why", [
+    ({"still_falling": True}, "still learning in 8 of 8 (norm, batch size) cells"),
+    ({"fid_factor": 3000.0}, "the best norm's Fréchet distance at each batch size: batch 2 362, batch 8 362 (digits: at most 2 × real digits' 100)"),
+])
+def test_runs_that_have_not_converged_get_numbers_but_no_verdict(tmp_path, runner_options, why):
+    grid = Grid(task="diffusion", norms=("bn", "gn8", "ln", "rms"), batch_sizes=(2, 8), seeds=(0, 1))
+    text = run_grid(grid, tmp_path, progress=False, runner=fake_runner([], **runner_options)).read_text()
+    assert "- Convergence: not converged; the claims on quality below make no verdict (" in text and why in text
+    for claim in ("BatchNorm degrades at small batch sizes; GroupNorm, LayerNorm and InstanceNorm do not",
+                  "BatchNorm behaves differently in training (batch statistics) and inference (running averages)",
+                  "GroupNorm is the right choice for the diffusion U-Net", "RMSNorm is cheaper than LayerNorm at equal quality"):
+        assert f"**{claim}: no verdict (not converged).** What the runs show: " in text
+    assert "reproduces InstanceNorm: supported" in text  # not a claim on the runs
+
+
+def test_a_claim_the_metrics_disagree_on_is_inconclusive(tmp_path):
+    plain = fake_runner([])
+
+    def fid_favours_bn(norm, bs, seed, run_dir):  # bn draws the best digits while denoising the worst
+        result = plain(norm, bs, seed, run_dir)
+        result["fid"] = 10.0 if norm == "bn" else 20.0 + bs
+        return result
+
+    grid = Grid(task="diffusion", norms=("bn", "gn8", "ln", "rms"), batch_sizes=(2, 8), seeds=(0, 1))
+    text = run_grid(grid, tmp_path, progress=False, runner=fid_favours_bn).read_text()
+    line = next(l for l in text.splitlines() if l.startswith("- **BatchNorm degrades at small batch sizes"))
+    assert ": inconclusive.** By held-out loss: supported." in line
+    assert "By Fréchet distance (MNIST features): not supported." in line and line.endswith("The metrics disagree.")
+    right = next(l for l in text.splitlines() if l.startswith("- **GroupNorm is the right choice for the diffusion U-Net"))
+    assert ": inconclusive.**" in right
 
 
 def test_resume_skips_finished_runs_and_retries_failed_ones(tmp_path):

@@ -7,6 +7,10 @@ comes from the task object, passed in: this module imports no task and no model.
 
 from __future__ import annotations
 
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -25,6 +29,7 @@ LABELS = {"test_error": "test error", "heldout_loss": "held-out loss", "fid": "F
           "images_per_s": "training images/s", "memory_mb": "training memory (MB)"}
 CLEAR_MARGIN = 0.05  # differences under 5% are called ties
 FLAT_MARGIN = 0.005  # classification: a rise of the test error under half a percentage point is "flat"
+PLATEAU_MARGIN = 0.05  # a training loss that fell by more than 5 % over a run's last quarter is still learning
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -51,22 +56,96 @@ def group_norm_family(grid: Grid) -> list[str]:
     return [n for n in grid.norms if norm_kind(n).groups is not None]
 
 
-def check_claims(grid: Grid, task: AblationTask, tasks: list[AblationTask], table: Table) -> list[Claim]:
-    """Every claim, in the report's order; `tasks` are all tasks, for the claims of the other tasks."""
+@dataclass(frozen=True)
+class Convergence:
+    """Whether a grid's budget has converged, by the task's test; `evidence` states the test and its numbers."""
+
+    converged: bool
+    evidence: str
+
+
+def last_quarter_change(curve: Sequence[Sequence[float]]) -> float | None:
+    """The relative change of a run's training loss from the third quarter of its curve to the last
+    (the mean over each); None for a curve too short to have quarters."""
+    values = [v for _, v in curve if math.isfinite(v)]
+    quarter = len(values) // 4
+    if quarter < 1:
+        return None
+    before, last = statistics.fmean(values[-2 * quarter:-quarter]), statistics.fmean(values[-quarter:])
+    return last / before - 1 if before > 0 else None
+
+
+def loss_plateau(grid: Grid, table: Table) -> Convergence:
+    """Converged when no (norm, batch size)'s training loss, averaged over its seeds, still fell by more
+    than PLATEAU_MARGIN over the last quarter of its runs (for a budget without a decaying learning rate)."""
+    changes = {}
+    for norm in grid.norms:
+        for bs in grid.batch_sizes:
+            seen = [c for r in table.ok if r["norm"] == norm and r["batch_size"] == bs
+                    and (c := last_quarter_change(r.get("loss_curve") or [])) is not None]
+            if seen:
+                changes[(norm, bs)] = statistics.fmean(seen)
+    if not changes:
+        return Convergence(False, "no run recorded a loss curve long enough to tell")
+    falling = sorted((k for k, v in changes.items() if v < -PLATEAU_MARGIN), key=changes.get)
+    evidence = (f"the training loss of the last quarter of each run against the quarter before, mean over seeds: "
+                f"{_fmt_change(min(changes.values()))} … {_fmt_change(max(changes.values()))} (still learning: fell by "
+                f"more than {PLATEAU_MARGIN:.0%})")
+    if falling:
+        evidence += (f"; still learning in {len(falling)} of {len(changes)} (norm, batch size) cells, e.g. "
+                     + ", ".join(f"{n} at batch {b} {_fmt_change(changes[(n, b)])}" for n, b in falling[:3]))
+    return Convergence(not falling, evidence)
+
+
+def _fmt_change(change: float) -> str:
+    """A relative change as a percentage, or as a factor where a run blew up."""
+    return f"{change:+.0%}" if abs(change) < 10 else f"×{change + 1:.3g}"
+
+
+def without_verdict(claim: Claim, convergence: Convergence) -> Claim:
+    """A claim on the quality of runs that have not converged: its numbers, but no verdict."""
+    name, verdict, evidence = claim
+    if verdict.startswith("not measured"):
+        return claim
+    return name, "no verdict (not converged)", f"What the runs show: {evidence}"
+
+
+def by_every_metric(make: Callable[[str], Claim], metrics: Sequence[str]) -> Claim:
+    """One claim judged on each metric in turn: their common verdict, or inconclusive where they disagree."""
+    judged = [(m, make(m)) for m in metrics]
+    measured = [(m, c) for m, c in judged if not c[1].startswith("not measured")] or judged[:1]
+    if len(measured) == 1:
+        return measured[0][1]
+    verdicts = {c[1] for _, c in measured}
+    evidence = " ".join(f"By {LABELS[m]}: {c[1]}. {c[2]}" for m, c in measured)
+    if len(verdicts) == 1:
+        return measured[0][1][0], verdicts.pop(), evidence
+    return measured[0][1][0], "inconclusive", evidence + " The metrics disagree."
+
+
+def check_claims(grid: Grid, task: AblationTask, tasks: list[AblationTask], table: Table,
+                 convergence: Convergence) -> list[Claim]:
+    """Every claim, in the report's order; `tasks` are all tasks, for the claims of the other tasks. On runs
+    that have not converged, the claims on their quality keep their numbers but make no verdict."""
+    def on_quality(claim: Claim) -> Claim:
+        return claim if convergence.converged else without_verdict(claim, convergence)
+
+    own = [by_every_metric(lambda m: right_norm_claim(grid, task, other, table, m), task.judged_metrics)
+           if other is task else right_norm_claim(grid, task, other, table) for other in tasks if other.right_norm]
     return [
-        task.batch_size_claim(grid, table),
-        bn_modes_claim(grid, task, table),
+        on_quality(task.batch_size_claim(grid, table)),
+        on_quality(bn_modes_claim(grid, task, table)),
         continuum_claim(grid, task),
-        *(right_norm_claim(grid, task, other, table) for other in tasks if other.right_norm),
-        rms_claim(grid, task, table),
+        *map(on_quality, own),
+        on_quality(rms_claim(grid, task, table)),
     ]
 
 
-def peer_gap_claim(grid: Grid, task: AblationTask, table: Table) -> Claim:
+def peer_gap_claim(grid: Grid, task: AblationTask, table: Table, metric: str | None = None) -> Claim:
     """BN against its peers at the same batch size (same steps, same images), so the budget's step
-    count cancels out: the GroupNorm paper's Figure 1 comparison."""
+    count cancels out: the GroupNorm paper's Figure 1 comparison; on `metric` (the task's quality by default)."""
     claim = "BatchNorm degrades at small batch sizes; GroupNorm, LayerNorm and InstanceNorm do not"
-    q, lo, hi = task.quality, min(grid.batch_sizes), max(grid.batch_sizes)
+    q, lo, hi = metric or task.quality, min(grid.batch_sizes), max(grid.batch_sizes)
     indep, bns = group_norm_family(grid), batch_statistics_specs(grid)
     if not bns or not indep or lo == hi:
         return claim, "not measured", "needs bn, a batch-independent norm and two batch sizes in the grid"
@@ -175,12 +254,14 @@ def continuum_claim(grid: Grid, task: AblationTask) -> Claim:
     return claim, verdict, evidence
 
 
-def right_norm_claim(grid: Grid, task: AblationTask, claimant: AblationTask, table: Table) -> Claim:
-    """`claimant`'s claim that its norm is the right one, measured only in claimant's own grid."""
+def right_norm_claim(grid: Grid, task: AblationTask, claimant: AblationTask, table: Table,
+                     metric: str | None = None) -> Claim:
+    """`claimant`'s claim that its norm is the right one, measured only in claimant's own grid, on `metric`
+    (the task's quality by default)."""
     wanted, claim = claimant.right_norm
     if claimant is not task:
         return claim, "not measured here", f"see the {claimant.name} ablation"
-    q, norms = task.quality, list(grid.norms)
+    q, norms = metric or task.quality, list(grid.norms)
     per_bs = []
     wins = 0
     for bs in grid.batch_sizes:

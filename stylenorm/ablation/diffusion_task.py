@@ -28,6 +28,9 @@ from stylenorm.norms import norm_kind
 
 HOLDOUT_SEED = 0  # one held-out set for every run and seed
 TRAIN_MODE_EVAL_IMAGES = 100  # BatchNorm's train-mode score uses batches of the training size: keep it cheap
+# Samples count as digits when their Fréchet distance is at most this many times real digits' (the same
+# number of real training digits against the held-out ones).
+DIGITS_FACTOR = 2.0
 
 
 def train_config(preset: DiffusionPreset, norm: str, batch_size: int, seed: int, run_dir: Path,

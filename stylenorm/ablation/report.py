@@ -9,8 +9,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from stylenorm.ablation.claims import (LABELS, check_claims, fmt_difference, fmt_metric, group_count_claim,
-                                       group_counts, highest_stable_lr, lr_claim, lr_stability, stability_rule)
+from stylenorm.ablation.claims import (LABELS, Convergence, check_claims, fmt_difference, fmt_metric, group_count_claim,
+                                       group_counts, highest_stable_lr, lr_claim, lr_stability, stability_rule,
+                                       without_verdict)
 from stylenorm.ablation.presets import preset_dict
 from stylenorm.ablation.records import FINISHED, Grid, Table, collect, difference_interval, run_dir, run_name
 from stylenorm.ablation.tasks import TASKS, AblationTask, get_task
@@ -227,7 +228,7 @@ def lr_section(grid: Grid, task: AblationTask, sweep: Table) -> list[str]:
     return lines
 
 
-def group_count_section(grid: Grid, task: AblationTask, table: Table) -> list[str]:
+def group_count_section(grid: Grid, task: AblationTask, table: Table, convergence: Convergence) -> list[str]:
     """The GroupNorm paper's Table 3 at this model's widths, when the grid varies G only."""
     q, widths = task.quality, task.widths(task.preset(grid.preset))
     groups = group_counts(grid, widths)
@@ -256,7 +257,8 @@ def group_count_section(grid: Grid, task: AblationTask, table: Table) -> list[st
             lines.append(f"| {n} | {'/'.join(map(str, groups[n].values()))} | "
                          f"{'/'.join(str(w // g) for w, g in groups[n].items())} | "
                          f"{_with_diverged(text, table.diverged_seeds(n, bs), len(grid.seeds))} | {gap} |")
-        claim, verdict, evidence = group_count_claim(grid, task, table, bs, widths)
+        claim = group_count_claim(grid, task, table, bs, widths)
+        claim, verdict, evidence = claim if convergence.converged else without_verdict(claim, convergence)
         lines += ["", f"- **{claim}: {verdict}.** {evidence}", ""]
     return lines
 
@@ -285,7 +287,10 @@ def render(grid: Grid, task: AblationTask, rows: list[dict[str, Any]], plots: li
                      f"the runs at {task.lr_axis_label(preset)} {ref_lr:g} ("
                      + ("the preset's" if ref_lr == preset.lr else "the grid's smallest; the preset's is not in it")
                      + "); the section \"Learning rate\" uses every run.")
+    convergence = task.convergence(grid, table)
     lines += [
+        f"- Convergence: {'converged' if convergence.converged else 'not converged; the claims on quality below make no verdict'}"
+        f" ({convergence.evidence}).",
         f"- Preset values: `{json.dumps(preset_dict(preset))}`",
         "- " + task.model_line(grid, preset),
         "- Throughput: training images/s over the run's steps (first three left out). Memory: one training step of a "
@@ -308,10 +313,10 @@ def render(grid: Grid, task: AblationTask, rows: list[dict[str, Any]], plots: li
             lines.append(f"| {norm} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## The seeds' claims against these measurements", ""]
-    for claim, verdict, evidence in check_claims(grid, task, list(TASKS.values()), table):
+    for claim, verdict, evidence in check_claims(grid, task, list(TASKS.values()), table, convergence):
         lines += [f"- **{claim}: {verdict}.** {evidence}"]
     lines.append("")
-    lines += group_count_section(grid, task, table)
+    lines += group_count_section(grid, task, table, convergence)
     if len(grid.lrs) > 1:
         lines += lr_section(grid, task, everything)
     if plots:

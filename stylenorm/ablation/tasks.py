@@ -44,6 +44,12 @@ class AblationTask(ABC):
     # stable either; None: the task has no such threshold and no axis.
     stable_below: float | None = None
 
+    @property
+    def judged_metrics(self) -> tuple[str, ...]:
+        """The metrics a claim on quality must agree on (it is inconclusive where they disagree): the quality,
+        and any other metric that measures the same thing rather than a part of it."""
+        return (self.quality,)
+
     def preset(self, name: str) -> Preset:
         return get_preset(self.name, name)
 
@@ -80,8 +86,13 @@ class AblationTask(ABC):
     def model_line(self, grid: Grid, preset: Preset) -> str:
         """The report's description of the model, the data and how a run is scored."""
 
+    def convergence(self, grid: Grid, table: Table) -> claims.Convergence:
+        """Has the budget converged? The training loss has stopped falling (a constant learning rate)."""
+        return claims.loss_plateau(grid, table)
+
     def batch_size_claim(self, grid: Grid, table: Table) -> claims.Claim:
-        return claims.peer_gap_claim(grid, self, table)
+        return claims.by_every_metric(lambda metric: claims.peer_gap_claim(grid, self, table, metric),
+                                      self.judged_metrics)
 
 
 class StyleAblation(AblationTask):
@@ -127,9 +138,8 @@ class StyleAblation(AblationTask):
 class DiffusionAblation(AblationTask):
     name = "diffusion"
     metrics = ("heldout_loss", "fid")
-    # The claims are judged on the held-out loss: the Fréchet distance of a briefly trained
-    # model's samples is noisy (both are in the tables).
     quality = "heldout_loss"
+    judged_metrics = ("heldout_loss", "fid")  # how well it denoises, and how its samples look  # type: ignore[assignment]
     picture = Picture("samples.png", "generated digits", inches=3.2, cmap="gray")
     right_norm = (("gn",), "GroupNorm is the right choice for the diffusion U-Net")
     plain_gn_note = True  # the U-Net's first level is 16-32 channels wide
@@ -147,6 +157,22 @@ class DiffusionAblation(AblationTask):
 
     def widths(self, preset: Preset) -> set[int]:
         return {preset.base_channels * m for m in (1, *preset.channel_mults)}
+
+    def convergence(self, grid: Grid, table: Table) -> claims.Convergence:
+        """The training loss has stopped falling, and the samples are digits: at every batch size the best
+        norm's Fréchet distance is within DIGITS_FACTOR of real digits' (a model that does not draw digits
+        yet says nothing about which norm draws them best)."""
+        from stylenorm.ablation.diffusion_task import DIGITS_FACTOR, fid_scale
+
+        plateau = super().convergence(grid, table)
+        real = fid_scale(self.preset(grid.preset))["real digits"]
+        best = {bs: min(fids) for bs in grid.batch_sizes
+                if (fids := [f for n in grid.norms if (f := table.mean(n, bs, "fid")) is not None])}
+        digits = bool(best) and all(f <= DIGITS_FACTOR * real for f in best.values())
+        evidence = (f"{plateau.evidence}; the best norm's Fréchet distance at each batch size: "
+                    + ", ".join(f"batch {bs} {f:.0f}" for bs, f in best.items())
+                    + f" (digits: at most {DIGITS_FACTOR:g} × real digits' {real:.0f})")
+        return claims.Convergence(plateau.converged and digits, evidence)
 
     def model_line(self, grid: Grid, preset: Preset) -> str:
         from stylenorm.ablation.diffusion_task import fid_scale
@@ -186,6 +212,26 @@ class ClassificationAblation(AblationTask):
 
     def lr_axis_label(self, preset: Preset) -> str:
         return f"learning rate at batch {preset.reference_batch}"
+
+    def convergence(self, grid: Grid, table: Table) -> claims.Convergence:
+        """Every norm's test error has stopped moving at the largest batch (the fewest steps): its change
+        over the last epoch, mean over seeds, within the flat margin. (The training loss keeps falling
+        while the cosine schedule anneals, so it cannot tell.)"""
+        bs = max(grid.batch_sizes)
+        changes = {}
+        for norm in grid.norms:
+            steps = [c[-1][1] - c[-2][1] for r in table.ok if r["norm"] == norm and r["batch_size"] == bs
+                     and len(c := r.get("error_curve") or []) >= 2]
+            if steps:
+                changes[norm] = sum(steps) / len(steps)
+        if not changes:
+            return claims.Convergence(False, f"no run at batch {bs} recorded its test error after each epoch")
+        moving = [n for n, c in changes.items() if abs(c) > claims.FLAT_MARGIN]
+        evidence = (f"the test error's change over the last epoch at batch {bs}, mean over seeds: "
+                    + ", ".join(f"{n} {claims.fmt_difference('test_error', c)}" for n, c in changes.items())
+                    + f" (plateaued: within ±{claims.FLAT_MARGIN:.1%})"
+                    + (f"; still moving: {', '.join(moving)}" if moving else ""))
+        return claims.Convergence(not moving, evidence)
 
     def budget_line(self, grid: Grid, preset: Preset) -> str:
         steps = ", ".join(f"batch {b}: {steps_for(preset, b)} steps" for b in grid.batch_sizes)
