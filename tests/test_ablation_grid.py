@@ -11,7 +11,7 @@ from stylenorm.ablation.grid import Grid, run_grid
 from stylenorm.errors import StylenormError
 
 
-def fake_runner(calls, fail=(), still_falling=False, fid_factor=100.0):
+def fake_runner(calls, fail=(), still_falling=False, fid_factor=100.0, memory=True):
     """A stand-in for training: quality depends on the norm and batch size, BN has a train/eval gap. The
     training loss levels off after the first half of the run unless `still_falling`; the Fréchet distance
     is `fid_factor` × the held-out loss (real digits score about 100)."""
@@ -24,7 +24,7 @@ def fake_runner(calls, fail=(), still_falling=False, fid_factor=100.0):
         loss = {"bn": 0.5 / bs ** 0.5 + 0.1, "gn8": 0.12, "ln": 0.13, "rms": 0.125}[norm] + 0.001 * seed
         steps = 64 // bs
         result = {"steps": steps, "images": 64, "lr": 1e-3, "heldout_loss": loss, "fid": fid_factor * loss,
-                  "images_per_s": 50.0 * bs ** 0.5 * (1.1 if norm == "rms" else 1.0), "memory_mb": 2.0 * bs,
+                  "images_per_s": 50.0 * bs ** 0.5 * (1.1 if norm == "rms" else 1.0), "memory_mb": 2.0 * bs if memory else None,
                   "loss_curve": [[i * bs, 1.0 / (1 + (i if still_falling else min(i, steps // 2)))]
                                  for i in range(1, steps + 1)]}
         if norm == "bn":
@@ -51,6 +51,18 @@ def test_grid_writes_every_file_and_checks_the_claims(tmp_path):
     assert "GroupNorm is the right choice for the diffusion U-Net: supported" in text
     assert "RMSNorm is cheaper than LayerNorm at equal quality: supported" in text
     assert "- Convergence: converged (the training loss of the last quarter" in text
+    assert "Memory: one training step of a fresh model" in text
+
+
+@pytest.mark.parametrize("memory", [True, False])
+def test_the_speed_plot_has_a_panel_only_for_what_was_measured(tmp_path, memory):
+    from PIL import Image
+
+    grid = Grid(task="diffusion", norms=("bn", "gn8"), batch_sizes=(2, 8), seeds=(0,))
+    report = run_grid(grid, tmp_path, progress=False, runner=fake_runner([], memory=memory))
+    width = Image.open(tmp_path / "speed_memory.png").width
+    assert (width > 800) == memory  # two panels of 4.5 inches at 110 dpi, or one
+    assert ("Memory: not measured for this task." in report.read_text()) == (not memory)
 
 
 @pytest.mark.parametrize("runner_options, why", [

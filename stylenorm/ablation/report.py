@@ -118,9 +118,10 @@ def make_plots(out_dir: Path, grid: Grid, task: AblationTask, rows: list[dict[st
         axes[0][-1].legend(fontsize=7)
         save(fig, "test_error_curves.png")
 
-    # throughput and memory
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), squeeze=False)
-    for ax, key in zip(axes[0], ("images_per_s", "memory_mb")):
+    # throughput and memory: a panel only for what the task measured (classification has no memory probe)
+    measured = [k for k in ("images_per_s", "memory_mb") if any(r.get(k) is not None for r in table.ok)] or ["images_per_s"]
+    fig, axes = plt.subplots(1, len(measured), figsize=(4.5 * len(measured), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], measured):
         for norm in grid.norms:
             pts = [(bs, table.mean(norm, bs, key)) for bs in grid.batch_sizes]
             pts = [p for p in pts if p[1] is not None]
@@ -293,9 +294,10 @@ def render(grid: Grid, task: AblationTask, rows: list[dict[str, Any]], plots: li
         f" ({convergence.evidence}).",
         f"- Preset values: `{json.dumps(preset_dict(preset))}`",
         "- " + task.model_line(grid, preset),
-        "- Throughput: training images/s over the run's steps (first three left out). Memory: one training step of a "
-        "fresh model; on CUDA the allocator's peak, on CPU the bytes autograd saves for backward (the activations: "
-        "the CPU allocator keeps no peak statistics).",
+        "- Throughput: training images/s over the run's steps (first three left out)."
+        + (" Memory: one training step of a fresh model; on CUDA the allocator's peak, on CPU the bytes autograd saves "
+           "for backward (the activations: the CPU allocator keeps no peak statistics)."
+           if any(r.get("memory_mb") is not None for r in table.ok) else " Memory: not measured for this task."),
         "",
         "## Results",
         "",
