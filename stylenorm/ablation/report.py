@@ -44,6 +44,11 @@ def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str] = CSV_C
 
 
 # ---------------------------------------------------------------- plots
+def was_measured(table: Table, key: str) -> bool:
+    """Whether any finished run recorded `key` (a task without a memory probe leaves memory_mb empty)."""
+    return any(r.get(key) is not None for r in table.ok)
+
+
 def _batch_ticks(ax, grid: Grid) -> None:
     from matplotlib.ticker import NullLocator
 
@@ -119,7 +124,7 @@ def make_plots(out_dir: Path, grid: Grid, task: AblationTask, rows: list[dict[st
         save(fig, "test_error_curves.png")
 
     # throughput and memory: a panel only for what the task measured (classification has no memory probe)
-    measured = [k for k in ("images_per_s", "memory_mb") if any(r.get(k) is not None for r in table.ok)] or ["images_per_s"]
+    measured = [k for k in ("images_per_s", "memory_mb") if was_measured(table, k)] or ["images_per_s"]
     fig, axes = plt.subplots(1, len(measured), figsize=(4.5 * len(measured), 3.6), squeeze=False)
     for ax, key in zip(axes[0], measured):
         for norm in grid.norms:
@@ -297,12 +302,12 @@ def render(grid: Grid, task: AblationTask, rows: list[dict[str, Any]], plots: li
         "- Throughput: training images/s over the run's steps (first three left out)."
         + (" Memory: one training step of a fresh model; on CUDA the allocator's peak, on CPU the bytes autograd saves "
            "for backward (the activations: the CPU allocator keeps no peak statistics)."
-           if any(r.get("memory_mb") is not None for r in table.ok) else " Memory: not measured for this task."),
+           if was_measured(table, "memory_mb") else " Memory: not measured for this task."),
         "",
         "## Results",
         "",
     ]
-    for key in [k for k in [*task.metrics, "images_per_s", "memory_mb"] if any(r.get(k) is not None for r in table.ok)]:
+    for key in [k for k in [*task.metrics, "images_per_s", "memory_mb"] if was_measured(table, k)]:
         lines += [f"{LABELS[key]} (mean ± std over seeds {', '.join(map(str, grid.seeds))}; the plots show 95 % intervals)", "",
                   "| norm | " + " | ".join(f"batch {b}" for b in grid.batch_sizes) + " |",
                   "|---|" + "---|" * len(grid.batch_sizes)]
