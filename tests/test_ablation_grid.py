@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from stylenorm.ablation.grid import Grid, run_grid
+from stylenorm.ablation.grid import Grid, check_settings, run_grid, settings
 from stylenorm.errors import StylenormError
 
 
@@ -135,6 +135,33 @@ def test_a_folder_with_another_grid_is_refused(tmp_path):
         run_grid(Grid(task="diffusion", norms=("ln",), batch_sizes=(2,), seeds=(0,)), tmp_path, progress=False,
                  runner=fake_runner(calls))
     assert calls == []
+
+
+def test_a_grid_rerun_with_more_axis_values_extends_the_folder(tmp_path):
+    run_grid(Grid(task="diffusion", norms=("bn", "gn8"), batch_sizes=(2, 8), seeds=(0,)), tmp_path, progress=False,
+             runner=fake_runner([]))
+    calls = []
+    wider = Grid(task="diffusion", norms=("bn", "gn8", "ln"), batch_sizes=(2, 8), seeds=(0, 1))
+    run_grid(wider, tmp_path, progress=False, runner=fake_runner(calls))
+    assert sorted(calls) == sorted([(n, b, 1) for n in ("bn", "gn8") for b in (2, 8)] + [("ln", b, s) for b in (2, 8) for s in (0, 1)])
+    assert json.loads((tmp_path / "settings.json").read_text())["seeds"] == [0, 1]
+    assert len(list(csv.DictReader((tmp_path / "results.csv").open()))) == 12
+    calls.clear()  # the extended grid is now the folder's: resuming it runs nothing
+    run_grid(wider, tmp_path, progress=False, runner=fake_runner(calls))
+    assert calls == []
+
+
+@pytest.mark.parametrize("changes, differ", [
+    (dict(seeds=(1, 2)), "seeds"),  # seed 0 would silently leave the report
+    (dict(lrs=(0.1,)), "lrs"),  # a learning-rate axis where the runs used the preset's rate
+    (dict(preset="full", seeds=(0, 1, 2)), "preset, preset_values, seeds"),
+])
+def test_a_rerun_that_drops_runs_or_changes_the_experiment_is_not_an_extension(tmp_path, changes, differ):
+    base = dict(task="classification", norms=("gn4",), batch_sizes=(2,), seeds=(0, 1))
+    grid = Grid(**base)
+    (tmp_path / "settings.json").write_text(json.dumps(settings(grid)))
+    with pytest.raises(StylenormError, match=f"other settings \\({differ} differ\\)"):
+        check_settings(tmp_path, Grid(**{**base, **changes}))
 
 
 def test_cli_rejects_bad_lists(tmp_path):

@@ -1,7 +1,8 @@
 """The ablation grid: every (norm, batch size, seed[, learning rate]) trained and scored, resumable.
 
 Layout of the output folder:
-    settings.json           what the grid is; a rerun with other settings is refused
+    settings.json           what the grid is; a rerun with other settings is refused, one that only adds
+                            norms, batch sizes, seeds or rates extends it
     runs/<run>/result.json  one per run: status "ok" with its metrics, "diverged" (the loss became
                             NaN or inf) or "failed" with the error
     runs/<run>/*.png        its generated digits or stylized photos (train/ with weights only if kept)
@@ -79,21 +80,33 @@ def validate(grid: Grid) -> None:
     task.check_inputs(grid)
 
 
+# The grid's axes: a rerun may add values to them (more seeds, another norm), and the runs already
+# finished stay valid because every run depends only on its own cell and the settings outside the axes.
+AXES = ("norms", "batch_sizes", "seeds", "lrs")
+
+
+def extends(saved: dict[str, Any], wanted: dict[str, Any], differing: list[str]) -> bool:
+    """Whether `wanted` only adds axis values to `saved` (no run of the saved grid leaves the report)."""
+    return all(k in AXES and k in saved and k in wanted and set(saved[k]) <= set(wanted[k]) for k in differing)
+
+
 def check_settings(out_dir: Path, grid: Grid) -> None:
+    """Refuse a folder that holds another experiment; record the grid (or its extension) in settings.json."""
     path = out_dir / "settings.json"
     wanted = settings(grid)
     if path.is_file():
         saved = json.loads(path.read_text())
         differing = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
-        if differing:
+        if not differing:
+            return
+        if not extends(saved, wanted, differing):
             raise StylenormError(
-                f"{out_dir} holds a grid with other settings ({', '.join(differing)} differ); "
-                "pass another -o folder, or the same options to resume it"
+                f"{out_dir} holds a grid with other settings ({', '.join(differing)} differ); pass another -o "
+                "folder, the same options to resume it, or every value it has plus new ones to extend it"
             )
-    else:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path) as tmp:
-            tmp.write_text(json.dumps(wanted, indent=2) + "\n")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(wanted, indent=2) + "\n")
 
 
 def _runner(grid: Grid, preset: Preset) -> Runner:
