@@ -105,7 +105,7 @@ def run_diffusion(preset: DiffusionPreset, norm: str, batch_size: int, seed: int
         result["bn_eval_mode_loss"] = heldout_loss_over_t(loaded.model, loaded.diffusion, few, preset.eval_timesteps, 250, device)
 
     labels = torch.arange(preset.fid_samples) % data.num_classes
-    samples = generate(loaded, preset.fid_samples, "ddim", preset.sample_steps, labels, preset.guidance, seed=seed)
+    samples = generate(loaded, preset.fid_samples, preset.sampler, preset.sample_steps, labels, preset.guidance, seed=seed)
     result["fid"] = fid_against(samples, held.images)
     save_grid(samples[:100], run_dir / "samples.png", nrow=10)
 

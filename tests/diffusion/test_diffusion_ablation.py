@@ -12,6 +12,14 @@ TINY = presets.DiffusionPreset(images=8, base_channels=8, channel_mults=(1, 2), 
                                holdout=40, eval_timesteps=2, fid_samples=20, sample_steps=2, guidance=1.0)
 
 
+def test_the_presets_score_samples_drawn_as_diffusion_sample_draws_them():
+    from stylenorm.diffusion.sample import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
+
+    for name, preset in presets.PRESETS["diffusion"].items():  # 10 DDIM steps unguided: even the shipped model fails
+        assert (preset.sampler, preset.sample_steps, preset.guidance) == (
+            DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_GUIDANCE[DEFAULT_SAMPLER]), name
+
+
 def test_tiny_grid_end_to_end_and_resume(tmp_path, monkeypatch):
     monkeypatch.setitem(presets.PRESETS["diffusion"], "tiny", TINY)
     grid = Grid(task="diffusion", preset="tiny", norms=("bn", "gn8"), batch_sizes=(2, 4), seeds=(0,), cpu=True)
@@ -29,6 +37,7 @@ def test_tiny_grid_end_to_end_and_resume(tmp_path, monkeypatch):
     run_dir = tmp_path / "runs" / "gn8_bs2_seed0"
     assert (run_dir / "samples.png").is_file() and not (run_dir / "train").exists()  # weights not kept
     assert "4 of 4 runs finished" in report.read_text()
+    assert "Fréchet distance: 20 samples (dpm++sde, 2 steps, guidance 1) against" in report.read_text()
 
     before = json.loads((run_dir / "result.json").read_text())
     run_grid(grid, tmp_path, progress=False)  # everything finished: nothing retrains
