@@ -14,18 +14,12 @@ import torch
 
 from stylenorm.atomic import atomic_directory, atomic_output, check_writable
 from stylenorm.checkpoints import WeightsError, load_into, load_model, shipped_weights
+from stylenorm.diffusion.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
 from stylenorm.diffusion.schedule import Diffusion, guided_denoiser
 from stylenorm.diffusion.unet import UNet, UNetConfig
 from stylenorm.errors import StylenormError
 
 DEFAULT_MODEL = "mnist"
-# The defaults of `sample`: the sampler and steps that matched DDIM-50's Fréchet distance with the
-# fewest steps and no background speckle on the shipped model, and per sampler the guidance that
-# scored best (stochastic sampling over-sharpens at 2): `stylenorm bench sampling`, the README's
-# table; weights/mnist.json records it.
-DEFAULT_SAMPLER, DEFAULT_STEPS = "dpm++sde", 10
-DEFAULT_GUIDANCE = {"dpm++sde": 1.5, "dpm++": 2.0, "ddim": 2.0, "ddpm": 2.0}
-SAMPLERS = tuple(DEFAULT_GUIDANCE)
 
 
 @dataclass
