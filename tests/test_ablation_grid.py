@@ -97,6 +97,23 @@ def test_a_claim_the_metrics_disagree_on_is_inconclusive(tmp_path):
     assert ": inconclusive.**" in right
 
 
+def test_a_gap_in_the_means_that_the_seeds_do_not_show_is_inconclusive(tmp_path):
+    plain = fake_runner([])
+
+    def noisy_bn(norm, bs, seed, run_dir):  # bn behind on average at batch 2, but one seed is as good as gn8
+        result = plain(norm, bs, seed, run_dir)
+        if norm == "bn" and bs == 2:
+            result["heldout_loss"] = [0.12, 1.2][seed]
+            result["fid"] = 100 * result["heldout_loss"]
+        return result
+
+    grid = Grid(task="diffusion", norms=("bn", "gn8"), batch_sizes=(2, 8), seeds=(0, 1))
+    text = run_grid(grid, tmp_path, progress=False, runner=noisy_bn).read_text()
+    line = next(l for l in text.splitlines() if l.startswith("- **BatchNorm degrades at small batch sizes"))
+    assert ": inconclusive.** By held-out loss: inconclusive." in line
+    assert "the 95 % interval (Welch) of bn − gn8 at batch 2 above 0: +0.5395 (-6.3" in line
+
+
 def test_resume_skips_finished_runs_and_retries_failed_ones(tmp_path):
     grid = Grid(task="diffusion", norms=("bn", "gn8"), batch_sizes=(2, 8), seeds=(0,))
     first = []

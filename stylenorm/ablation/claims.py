@@ -159,8 +159,15 @@ def peer_gap_claim(grid: Grid, task: AblationTask, table: Table, metric: str | N
         return claim, "not measured", "the runs it needs failed"
     evidence = (f"{LABELS[q]} of bn relative to the best batch-independent norm ({', '.join(indep)}) at the same "
                 "batch size: " + "; ".join(f"batch {bs} ×{_fmt(g, 3)}" for bs, g in gaps.items()) + ".")
+    # the means alone cannot tell a gap from seed noise: bn's must also be shown at the smallest batch
+    peer = min((n for n in indep if table.mean(n, lo, q) is not None), key=lambda n: table.mean(n, lo, q))
+    shown = difference_interval(table.values(bns[0], lo, q), table.values(peer, lo, q))
+    evidence += (f" Test: at batch {lo} bn more than {CLEAR_MARGIN:.0%} behind its best peer and {CLEAR_MARGIN:.0%} "
+                 f"further behind than at batch {hi}, and the 95 % interval (Welch) of bn − {peer} at batch {lo} above 0: "
+                 + (f"{fmt_difference(q, shown[0])} ({fmt_difference(q, shown[1])} … {fmt_difference(q, shown[2])})."
+                    if shown else "needs 2 seeds."))
     if gaps[lo] > 1 + CLEAR_MARGIN and gaps[lo] > gaps[hi] * (1 + CLEAR_MARGIN):
-        verdict = "supported"
+        verdict = "supported" if shown and shown[1] > 0 else "inconclusive"
     elif gaps[lo] <= 1 + CLEAR_MARGIN or gaps[lo] <= gaps[hi]:
         verdict = "not supported"
         evidence += f" BatchNorm is not further behind at batch {lo} than at batch {hi}."
