@@ -114,6 +114,21 @@ def test_a_gap_in_the_means_that_the_seeds_do_not_show_is_inconclusive(tmp_path)
     assert "the 95 % interval (Welch) of bn − gn8 at batch 2 above 0: +0.5395 (-6.3" in line
 
 
+def test_a_train_eval_gap_that_the_seeds_do_not_show_is_inconclusive(tmp_path):
+    plain = fake_runner([])
+
+    def noisy_modes(norm, bs, seed, run_dir):  # eval mode much worse for seed 1, much better for seed 0
+        result = plain(norm, bs, seed, run_dir)
+        if norm == "bn":
+            result.update(bn_train_mode_loss=result["heldout_loss"], bn_eval_mode_loss=result["heldout_loss"] * [0.5, 2.0][seed])
+        return result
+
+    grid = Grid(task="diffusion", norms=("bn", "gn8"), batch_sizes=(2, 8), seeds=(0, 1))
+    text = run_grid(grid, tmp_path, progress=False, runner=noisy_modes).read_text()
+    line = next(l for l in text.splitlines() if l.startswith("- **BatchNorm behaves differently in training"))
+    assert ": inconclusive.**" in line and "whose 95 % interval (Welch) of eval − train mode excludes 0: batch 2 +0.1" in line
+
+
 def test_resume_skips_finished_runs_and_retries_failed_ones(tmp_path):
     grid = Grid(task="diffusion", norms=("bn", "gn8"), batch_sizes=(2, 8), seeds=(0,))
     first = []

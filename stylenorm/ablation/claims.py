@@ -237,9 +237,18 @@ def bn_modes_claim(grid: Grid, task: AblationTask, table: Table) -> Claim:
     elif all(gap < -CLEAR_MARGIN for *_, gap in gaps):
         evidence += ". Here eval mode is the better of the two at every batch size"
     largest = max(abs(g[3]) for g in gaps)
-    verdict = "supported" if largest > CLEAR_MARGIN else "not supported"
-    if verdict == "not supported":
-        evidence += f". Every gap is under {CLEAR_MARGIN:.0%}."
+    if largest <= CLEAR_MARGIN:
+        return claim, "not supported", evidence + f". Every gap is under {CLEAR_MARGIN:.0%}."
+    # a gap in the means must also be shown by the seeds: the interval of eval − train excludes 0
+    n, key = batch_statistics_specs(grid)[0], task.bn_measure
+    shown = {bs: iv for bs, _, _, gap in gaps if abs(gap) > CLEAR_MARGIN
+             and (iv := difference_interval(table.values(n, bs, f"bn_eval_mode_{key}"),
+                                            table.values(n, bs, f"bn_train_mode_{key}"))) is not None}
+    evidence += (f". Test: a gap over {CLEAR_MARGIN:.0%} at some batch size whose 95 % interval (Welch) of eval − train "
+                 "mode excludes 0: " + ("; ".join(f"batch {bs} {fmt_difference(task.quality, d)} ({fmt_difference(task.quality, a)} … "
+                                                  f"{fmt_difference(task.quality, b)})" for bs, (d, a, b) in shown.items())
+                                       if shown else "needs 2 seeds") + ".")
+    verdict = "supported" if any(a > 0 or b < 0 for _, a, b in shown.values()) else "inconclusive"
     return claim, verdict, evidence
 
 
