@@ -41,6 +41,12 @@ def fmt_difference(key: str, value: float) -> str:
     return f"{value:+.2%}" if key == "test_error" else f"{value:+.4g}"
 
 
+def fmt_interval(key: str, interval: tuple[float, float, float]) -> str:
+    """A difference and its 95 % interval, as difference_interval returns them: "+d (a … b)"."""
+    d, a, b = interval
+    return f"{fmt_difference(key, d)} ({fmt_difference(key, a)} … {fmt_difference(key, b)})"
+
+
 def fmt_metric(key: str, value: float | None) -> str:
     """A metric as the tables print it: the test error in percent (as the GroupNorm paper does)."""
     return "—" if value is None else f"{value:.2%}" if key == "test_error" else _fmt(value)
@@ -164,8 +170,7 @@ def peer_gap_claim(grid: Grid, task: AblationTask, table: Table, metric: str | N
     shown = difference_interval(table.values(bns[0], lo, q), table.values(peer, lo, q))
     evidence += (f" Test: at batch {lo} bn more than {CLEAR_MARGIN:.0%} behind its best peer and {CLEAR_MARGIN:.0%} "
                  f"further behind than at batch {hi}, and the 95 % interval (Welch) of bn − {peer} at batch {lo} above 0: "
-                 + (f"{fmt_difference(q, shown[0])} ({fmt_difference(q, shown[1])} … {fmt_difference(q, shown[2])})."
-                    if shown else "needs 2 seeds."))
+                 + (f"{fmt_interval(q, shown)}." if shown else "needs 2 seeds."))
     if gaps[lo] > 1 + CLEAR_MARGIN and gaps[lo] > gaps[hi] * (1 + CLEAR_MARGIN):
         verdict = "supported" if shown and shown[1] > 0 else "inconclusive"
     elif gaps[lo] <= 1 + CLEAR_MARGIN or gaps[lo] <= gaps[hi]:
@@ -244,10 +249,9 @@ def bn_modes_claim(grid: Grid, task: AblationTask, table: Table) -> Claim:
     shown = {bs: iv for bs, _, _, gap in gaps if abs(gap) > CLEAR_MARGIN
              and (iv := difference_interval(table.values(n, bs, f"bn_eval_mode_{key}"),
                                             table.values(n, bs, f"bn_train_mode_{key}"))) is not None}
+    intervals = "; ".join(f"batch {bs} {fmt_interval(task.quality, iv)}" for bs, iv in shown.items())
     evidence += (f". Test: a gap over {CLEAR_MARGIN:.0%} at some batch size whose 95 % interval (Welch) of eval − train "
-                 "mode excludes 0: " + ("; ".join(f"batch {bs} {fmt_difference(task.quality, d)} ({fmt_difference(task.quality, a)} … "
-                                                  f"{fmt_difference(task.quality, b)})" for bs, (d, a, b) in shown.items())
-                                       if shown else "needs 2 seeds") + ".")
+                 f"mode excludes 0: {intervals or 'needs 2 seeds'}.")
     verdict = "supported" if any(a > 0 or b < 0 for _, a, b in shown.values()) else "inconclusive"
     return claim, verdict, evidence
 

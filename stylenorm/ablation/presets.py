@@ -11,7 +11,7 @@ the paper does.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from stylenorm.diffusion.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
 from stylenorm.errors import StylenormError
@@ -67,15 +67,16 @@ class ClassificationPreset:
 
 Preset = DiffusionPreset | StylePreset | ClassificationPreset
 
+SMALL_DIFFUSION = DiffusionPreset(images=1024, base_channels=16, channel_mults=(1, 2, 2), num_res_blocks=1, lr=2e-3,
+                                  holdout=256, eval_timesteps=4, fid_samples=256)
+
 PRESETS: dict[str, dict[str, Preset]] = {
     "diffusion": {
-        "small": DiffusionPreset(images=1024, base_channels=16, channel_mults=(1, 2, 2), num_res_blocks=1, lr=2e-3,
-                                 holdout=256, eval_timesteps=4, fid_samples=256),
+        "small": SMALL_DIFFUSION,
         # The smallest budget at which the small U-Net draws digits (gn8, batch 32, its default sampler:
         # Fréchet 864 after 16384 images, 283 after 32768, 139 after 65536, against 200 for digits;
         # docs/ablation/diffusion/budget_probe.log). Hours per grid on a 2-core CPU.
-        "converged": DiffusionPreset(images=65536, base_channels=16, channel_mults=(1, 2, 2), num_res_blocks=1,
-                                     lr=2e-3, holdout=256, eval_timesteps=4, fid_samples=256),
+        "converged": replace(SMALL_DIFFUSION, images=65536),
         "full": DiffusionPreset(images=64 * 2000, base_channels=32, channel_mults=(1, 2, 2), num_res_blocks=2, lr=1e-3,
                                 holdout=1000, eval_timesteps=20, fid_samples=1000),
     },
