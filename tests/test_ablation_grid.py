@@ -129,6 +129,40 @@ def test_a_train_eval_gap_that_the_seeds_do_not_show_is_inconclusive(tmp_path):
     assert ": inconclusive.**" in line and "whose 95 % interval (Welch) of eval − train mode excludes 0: batch 2 +0.1" in line
 
 
+@pytest.mark.parametrize("spread, verdict", [(0.002, "not supported"), (0.2, "inconclusive")])
+def test_a_rival_norm_beats_the_right_norm_only_where_the_seeds_show_it(tmp_path, spread, verdict):
+    plain = fake_runner([])
+
+    def ln_ahead(norm, bs, seed, run_dir):  # ln 25 % better than gn8 on average, by `spread` between seeds
+        result = plain(norm, bs, seed, run_dir)
+        if norm == "ln":
+            result["heldout_loss"] = result["fid"] = 0.09 + spread * (seed - 0.5)
+        return result
+
+    grid = Grid(task="diffusion", norms=("bn", "gn8", "ln"), batch_sizes=(2, 8), seeds=(0, 1))
+    text = run_grid(grid, tmp_path, progress=False, runner=ln_ahead).read_text()
+    line = next(l for l in text.splitlines() if l.startswith("- **GroupNorm is the right choice for the diffusion U-Net"))
+    assert f": {verdict}.** By held-out loss: {verdict}." in line
+    assert "batch 2: gn8 0.1205, best other ln 0.09, gn8 − ln +0.0305 (" in line
+    assert "no other norm is shown to beat gn" in line
+
+
+@pytest.mark.parametrize("spread, verdict", [(0.0, "supported"), (20.0, "inconclusive")])
+def test_rmsnorm_counts_as_faster_only_where_the_seeds_show_it(tmp_path, spread, verdict):
+    plain = fake_runner([])
+
+    def noisy_speed(norm, bs, seed, run_dir):  # rms 10 % faster on average, by `spread` images/s between seeds
+        result = plain(norm, bs, seed, run_dir)
+        if norm == "rms":
+            result["images_per_s"] += spread * (seed - 0.5)
+        return result
+
+    grid = Grid(task="diffusion", norms=("bn", "gn8", "ln", "rms"), batch_sizes=(2, 8), seeds=(0, 1))
+    text = run_grid(grid, tmp_path, progress=False, runner=noisy_speed).read_text()
+    line = next(l for l in text.splitlines() if l.startswith("- **RMSNorm is cheaper than LayerNorm at equal quality"))
+    assert f": {verdict}.**" in line and "batch 2: speed rms/ln ×1.10, rms − ln +7.071 (" in line
+
+
 def test_resume_skips_finished_runs_and_retries_failed_ones(tmp_path):
     grid = Grid(task="diffusion", norms=("bn", "gn8"), batch_sizes=(2, 8), seeds=(0,))
     first = []

@@ -274,59 +274,89 @@ def continuum_claim(grid: Grid, task: AblationTask) -> Claim:
     return claim, verdict, evidence
 
 
+def _verdict_over_batches(states: Sequence[str]) -> str:
+    """A claim judged at each batch size ("holds", "fails" or "unclear") as one verdict."""
+    if all(s == "holds" for s in states):
+        return "supported"
+    if all(s == "fails" for s in states):
+        return "not supported"
+    return "inconclusive" if "unclear" in states else "partly supported"
+
+
+def _shown_behind(table: Table, norm: str, rival: str, bs: int, q: str) -> tuple[str, str]:
+    """Whether `norm` is behind `rival` on metric `q` (lower is better) at batch `bs`: "behind" when its mean
+    is more than CLEAR_MARGIN worse and the seeds show it (the 95 % interval of norm − rival above 0),
+    "unclear" when only the means do, else "level"; and the interval, formatted."""
+    mine, theirs = table.mean(norm, bs, q), table.mean(rival, bs, q)
+    interval = difference_interval(table.values(norm, bs, q), table.values(rival, bs, q))
+    shown = fmt_interval(q, interval) if interval else "needs 2 seeds"
+    if mine <= theirs + abs(theirs) * CLEAR_MARGIN:
+        return "level", shown
+    return ("behind" if interval and interval[1] > 0 else "unclear"), shown
+
+
 def right_norm_claim(grid: Grid, task: AblationTask, claimant: AblationTask, table: Table,
                      metric: str | None = None) -> Claim:
     """`claimant`'s claim that its norm is the right one, measured only in claimant's own grid, on `metric`
-    (the task's quality by default)."""
+    (the task's quality by default): at every batch size, no other norm is shown to beat it."""
     wanted, claim = claimant.right_norm
     if claimant is not task:
         return claim, "not measured here", f"see the {claimant.name} ablation"
     q, norms = metric or task.quality, list(grid.norms)
-    per_bs = []
-    wins = 0
+    per_bs, states = [], []
     for bs in grid.batch_sizes:
         means = {n: table.mean(n, bs, q) for n in norms if table.mean(n, bs, q) is not None}
-        if not means:
-            continue
-        best = min(means, key=means.get)
         ours = [n for n in means if norm_kind(n).name in wanted]
-        if not ours:
+        rivals = [n for n in means if n not in ours]
+        if not ours or not rivals:
             continue
-        mine = min(ours, key=means.get)
-        wins += means[mine] <= means[best] * (1 + CLEAR_MARGIN)
-        per_bs.append(f"batch {bs}: {best} best ({_fmt(means[best])})" if mine == best else
-                      f"batch {bs}: best {best} {_fmt(means[best])}, {mine} {_fmt(means[mine])}")
+        mine, rival = min(ours, key=means.get), min(rivals, key=means.get)
+        state, shown = _shown_behind(table, mine, rival, bs, q)
+        states.append("fails" if state == "behind" else "unclear" if state == "unclear" else "holds")
+        per_bs.append(f"batch {bs}: {mine} {_fmt(means[mine])}, best other {rival} {_fmt(means[rival])}, "
+                      f"{mine} − {rival} {shown}")
     if not per_bs:
-        return claim, "not measured", f"needs {'/'.join(wanted)} in the grid"
-    verdict = "supported" if wins == len(per_bs) else ("not supported" if wins == 0 else "partly supported")
-    evidence = (f"{LABELS[q]} (lower is better; within {CLEAR_MARGIN:.0%} of the best counts as a tie): " + "; ".join(per_bs))
+        return claim, "not measured", f"needs {'/'.join(wanted)} and another norm in the grid"
+    evidence = (f"{LABELS[q]} (lower is better): " + "; ".join(per_bs) + f". Test: at every batch size no other norm "
+                f"is shown to beat {'/'.join(wanted)}; shown means more than {CLEAR_MARGIN:.0%} better on average and "
+                "the 95 % interval (Welch) of the difference excluding 0 (better on average only: inconclusive)")
     widths = task.widths(task.preset(grid.preset))
     if "gn" in wanted and "gn" in norms and all(default_groups(w) == w for w in widths):
         evidence += (f". Caution: at this preset's widths ({', '.join(map(str, sorted(widths)))}) plain `gn` has one "
                      "channel per group in every layer, so `gn` here is InstanceNorm under another name")
-    return claim, verdict, evidence
+    return claim, _verdict_over_batches(states), evidence + "."
+
+
+FASTER_MARGIN = 0.02  # "faster" means more than 2 % more images/s
 
 
 def rms_claim(grid: Grid, task: AblationTask, table: Table) -> Claim:
+    """At every batch size rms is shown faster than ln (more than FASTER_MARGIN more images/s, the interval
+    of the difference above 0) and not shown worse (as _shown_behind tests it)."""
     claim = "RMSNorm is cheaper than LayerNorm at equal quality"
     q = task.quality
     if "rms" not in grid.norms or "ln" not in grid.norms:
         return claim, "not measured", "needs rms and ln in the grid"
-    parts, faster, equal = [], 0, 0
+    parts, states = [], []
     for bs in grid.batch_sizes:
         s_r, s_l = table.mean("rms", bs, "images_per_s"), table.mean("ln", bs, "images_per_s")
         q_r, q_l = table.mean("rms", bs, q), table.mean("ln", bs, q)
         if None in (s_r, s_l, q_r, q_l):
             continue
-        faster += s_r > s_l * 1.02
-        equal += abs(q_r / q_l - 1) <= CLEAR_MARGIN
-        parts.append(f"batch {bs}: speed rms/ln ×{s_r / s_l:.2f}, {LABELS[q]} rms {_fmt(q_r)} vs ln {_fmt(q_l)}")
+        speed = difference_interval(table.values("rms", bs, "images_per_s"), table.values("ln", bs, "images_per_s"))
+        faster = ("no" if s_r <= s_l * (1 + FASTER_MARGIN) else "yes" if speed and speed[1] > 0 else "unclear")
+        quality, shown = _shown_behind(table, "rms", "ln", bs, q)
+        states.append("fails" if faster == "no" or quality == "behind" else
+                      "holds" if faster == "yes" and quality == "level" else "unclear")
+        parts.append(f"batch {bs}: speed rms/ln ×{s_r / s_l:.2f}, rms − ln "
+                     f"{fmt_interval('images_per_s', speed) if speed else 'needs 2 seeds'} images/s; "
+                     f"{LABELS[q]} rms {_fmt(q_r)} vs ln {_fmt(q_l)}, rms − ln {shown}")
     if not parts:
         return claim, "not measured", "the runs it needs failed"
-    n = len(parts)
-    verdict = ("supported" if faster == n and equal == n else
-               "not supported" if faster == 0 else "partly supported")
-    return claim, verdict, "; ".join(parts) + " (faster means > 2% more images/s)"
+    test = (f"Test: at every batch size rms more than {FASTER_MARGIN:.0%} faster with the 95 % interval (Welch) of "
+            f"rms − ln images/s above 0, and not shown worse (more than {CLEAR_MARGIN:.0%} worse on average with the "
+            "interval of the difference above 0); a gap in the means that the seeds do not show is inconclusive.")
+    return claim, _verdict_over_batches(states), "; ".join(parts) + ". " + test
 
 
 # ---------------------------------------------------------------- the learning-rate axis
