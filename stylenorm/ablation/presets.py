@@ -70,6 +70,9 @@ Preset = DiffusionPreset | StylePreset | ClassificationPreset
 SMALL_DIFFUSION = DiffusionPreset(images=1024, base_channels=16, channel_mults=(1, 2, 2), num_res_blocks=1, lr=2e-3,
                                   holdout=256, eval_timesteps=4, fid_samples=256)
 
+SMALL_STYLE = StylePreset(images=256, image_size=48, style_size=96, lr=2e-3, style_weight=0.15, tv_weight=0.3,
+                          holdout=100, eval_photos=16, mixed_precision="bf16")
+
 PRESETS: dict[str, dict[str, Preset]] = {
     "diffusion": {
         "small": SMALL_DIFFUSION,
@@ -81,8 +84,11 @@ PRESETS: dict[str, dict[str, Preset]] = {
                                 holdout=1000, eval_timesteps=20, fid_samples=1000),
     },
     "style": {
-        "small": StylePreset(images=256, image_size=48, style_size=96, lr=2e-3, style_weight=0.15, tv_weight=0.3,
-                             holdout=100, eval_photos=16, mixed_precision="bf16"),
+        "small": SMALL_STYLE,
+        # The small network and painting with 32x the images (docs/ablation/style/budget_probe.log: at batch 32
+        # the training loss was still falling by 23 % over the last quarter after 8192 images, so the grid of
+        # this budget runs batch 2 and 8, which get 4096 and 1024 steps).
+        "converged": replace(SMALL_STYLE, images=8192),
         "full": StylePreset(images=16000, image_size=256, style_size=320, lr=1e-3, style_weight=0.15, tv_weight=0.3,
                             holdout=100, eval_photos=64, mixed_precision="bf16"),
     },
