@@ -380,7 +380,7 @@ def ablate_cmd(
     norms: Optional[str] = typer.Option(None, help="Comma-separated norm specs (default: the task's grid)."),
     batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Comma-separated batch sizes (default: the task's grid)."),
     seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds (default: the task's grid)."),
-    preset: str = typer.Option("small", help="small (a 2-core CPU, minutes), full (one GPU), or for diffusion and style converged (a 2-core CPU, hours; diffusion samples are digits)."),
+    preset: str = typer.Option("small", help="small (a 2-core CPU, minutes), full (one GPU), diffusion: converged (samples are digits; a 2-core CPU, hours), style: long (32x small; a 2-core CPU, an hour, not converged)."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for runs/, results.csv, report.md and plots."),
     style_image: Optional[Path] = typer.Option(None, "--style-image", help="style task: the painting."),
     data: Optional[Path] = typer.Option(None, help="style task: folder of content photos."),
