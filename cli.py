@@ -21,6 +21,7 @@ from stylenorm.config import build_config
 from stylenorm.diffusion.config import ClassifierConfig, DiffusionTrainConfig
 from stylenorm.errors import StylenormError
 from stylenorm.style.config import StyleTrainConfig
+from stylenorm.style.loss_recipes import LOSS_NAMES, OPTIMIZE_ITERATIONS
 
 app = App(
     help="Fast neural style transfer and small diffusion models on one normalization backend.",
@@ -81,13 +82,14 @@ def stylize_cmd(
     max_size: Optional[int] = typer.Option(None, "--max-size", help="Shrink so the longest side is at most this."),
     strength: float = typer.Option(1.0, "--strength", help="1 = full style, 0 = the original photo."),
     preserve_color: bool = typer.Option(False, "--preserve-color", help="Keep the photo's colours, transfer only luminance."),
-    style_scale: float = typer.Option(1.0, "--style-scale", help="Brush-stroke size: 2 = twice as big, 0.5 = half (photos over 1024 px are stylized at 1024 px / scale, then resized back)."),
+    style_scale: float = typer.Option(1.0, "--style-scale", help="Brush-stroke size relative to the picture: 2 = twice as big, 0.5 = half (every photo is stylized at 1024 px / scale on its long side, then resized back; any painting: the painting analysed at the photo's size x scale)."),
     device: Device = "cpu",
     tile_size: Optional[int] = typer.Option(None, "--tile-size", help="Process in tiles of this size (default: automatic for large photos; 0 never)."),
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", help="Refuse larger images (decompression-bomb guard); 0 = no limit."),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the device computes it natively, else fp32), fp32, bf16 or fp16 (GPUs)."),
-    iterations: Optional[int] = typer.Option(None, "--iterations", help="--style PAINTING.jpg: loss evaluations of the optimization (default 100)."),
-    style_weight: Optional[float] = typer.Option(None, "--style-weight", help="--style PAINTING.jpg: weight of the painting's Gram loss (default 3)."),
+    loss: str = typer.Option("gatys", "--loss", help=f"--style PAINTING.jpg: the loss optimized ({', '.join(LOSS_NAMES)})."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", help=f"--style PAINTING.jpg: loss evaluations of the optimization (default {OPTIMIZE_ITERATIONS})."),
+    style_weight: Optional[float] = typer.Option(None, "--style-weight", help="--style PAINTING.jpg: weight of the painting's Gram loss (default: the loss's own)."),
     vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="--style PAINTING.jpg: local VGG16 file (default: torchvision's, downloaded once)."),
     vgg_format: VggFormat = "auto",
     stabilize: Optional[str] = typer.Option(None, "--stabilize", help="Clips: flow (the default: IN statistics carried across frames + blending along optical flow), norm (the statistics only) or none (per frame)."),
@@ -105,7 +107,7 @@ def stylize_cmd(
         from stylenorm.style.optimize import stylize_with_painting
 
         failures = stylize_with_painting(
-            inputs, Path(style), output, iterations=iterations, style_weight=style_weight, style_scale=style_scale,
+            inputs, Path(style), output, loss=loss, iterations=iterations, style_weight=style_weight, style_scale=style_scale,
             preserve_color=preserve_color, strength=strength, max_size=max_size, max_pixels=max_pixels,
             precision=precision, device=device, vgg_weights=vgg_weights, vgg_format=vgg_format,
             report=lambda line: typer.echo(line, err=line.startswith(("error", "note"))),
@@ -171,14 +173,15 @@ def eval_style_cmd(
     vgg_format: VggFormat = "auto",
     output: Path = typer.Option(Path("results/eval_style"), "-o", "--output", help="Folder for eval.json, eval.md and contact sheets."),
     update_card: bool = typer.Option(False, "--update-card", help="Write the scores into each weights file's model card."),
+    against_optimized: bool = typer.Option(False, "--against-optimized", help="Also score the optimization mode with each painting on the same photos (the networks' upper bound; minutes per photo and style)."),
     threads: Threads = None,
 ) -> None:
-    """Score style networks on held-out photos: style match, strength, structure kept."""
+    """Score style networks on held-out photos: palette, deep style, style match, strength, structure kept."""
     from stylenorm.style.evaluate import evaluate_styles
 
     evaluate_styles(weights or [], paintings, photos=photos or [], data=data, holdout=holdout, demo=demo,
                     vgg_weights=vgg_weights, vgg_format=vgg_format, output=output, update_card=update_card,
-                    threads=threads, report=typer.echo)
+                    threads=threads, against_optimized=against_optimized, report=typer.echo)
 
 
 @app.command("styles")

@@ -22,6 +22,16 @@ def user_data_folder(tmp_path_factory, monkeypatch):
     return home
 
 
+@pytest.fixture(autouse=True)
+def small_style_reference(monkeypatch):
+    """Photos are stylized at STYLE_REFERENCE_SIZE (1024 px) on their long side whatever their size;
+    the tests' photos and clips are 32-160 px, and enlarging each to 1024 px would make the suite
+    minutes slower without testing more. 128 px keeps every path (enlarging, reducing) exercised."""
+    from stylenorm.style import stylize
+
+    monkeypatch.setattr(stylize, "STYLE_REFERENCE_SIZE", 128)
+
+
 @pytest.fixture()
 def run(monkeypatch, capsys):
     """cli.main() in this process, as the console script calls it: returns (exit code, stdout, stderr)."""

@@ -16,7 +16,7 @@ from stylenorm.ablation.measure import loss_curve, megabytes, speed_from_history
 from stylenorm.ablation.presets import StylePreset, lr_for, steps_for
 from stylenorm.checkpoints import latest_checkpoint, load_into, load_model, load_training_state
 from stylenorm.images import save_image, to_uint8
-from stylenorm.style.loss import LossWeights, PerceptualLoss, load_vgg
+from stylenorm.style.loss import LossWeights, PerceptualLoss, load_vgg, loss_recipe
 from stylenorm.style.net import TransformerNet
 from stylenorm.style.train import ContentPhotos, StyleTrainConfig, center_crop, load_style_image, train_style
 from stylenorm.norms import norm_kind
@@ -40,10 +40,11 @@ def run_style(preset: StylePreset, norm: str, batch_size: int, seed: int, run_di
         styles=[style_image], data=data, holdout=preset.holdout, name=run_dir.name,
         output=str(run_dir / "train" / "model.safetensors"), run_dir=str(run_dir / "train"), norm=norm,
         image_size=preset.image_size, style_size=preset.style_size, batch_size=batch_size, steps=steps,
-        lr=lr_for(preset, batch_size), style_weight=preset.style_weight, tv_weight=preset.tv_weight,
+        # the loss the committed grids were measured with
+        loss="relative", lr=lr_for(preset, batch_size), style_weight=preset.style_weight, tv_weight=preset.tv_weight,
         vgg_weights=vgg_weights, mixed_precision=preset.mixed_precision, seed=seed, checkpoint_every=steps,
         keep_checkpoints=1, preview_every=0, threads=threads, cpu=cpu, half=False,
-    )
+    ).with_loss_defaults()
     weights = train_style(cfg, progress=False)
     _, _, state = load_training_state(latest_checkpoint(run_dir / "train"))
     history = state["history"]
@@ -52,7 +53,7 @@ def run_style(preset: StylePreset, norm: str, batch_size: int, seed: int, run_di
     vgg, _ = load_vgg(vgg_weights, cfg.vgg_format, sorted(set(cfg.style_layers) | {cfg.content_layer}))
     style = load_style_image(style_image, cfg.style_size)
     weights_ = LossWeights(cfg.content_weight, cfg.style_weight, cfg.tv_weight)
-    loss_fn = PerceptualLoss(vgg, [style], cfg.style_layers, cfg.content_layer, weights_).to(device)
+    loss_fn = PerceptualLoss(vgg, [style], cfg.style_layers, cfg.content_layer, weights_, relative_gram=loss_recipe(cfg.loss).relative_gram).to(device)
     net = TransformerNet(norm, 1)
     state_dict, _ = load_model(weights)
     load_into(net, state_dict, weights)

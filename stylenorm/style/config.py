@@ -5,7 +5,7 @@ Torch-free, so `stylenorm train-style --help` builds its options from these fiel
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stylenorm.config import (
@@ -13,6 +13,7 @@ from stylenorm.config import (
     HELP_RESUME, HELP_SEED, HELP_THREADS, setting,
 )
 from stylenorm.norm_specs import SPEC_HELP
+from stylenorm.style.loss_recipes import LOSS_NAMES, loss_recipe
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
 
@@ -34,14 +35,15 @@ class StyleTrainConfig:
     batch_size: int = setting(1, help="Photos per style per step (per process).")
     steps: int = setting(2000, help="Optimizer steps.")
     lr: float = setting(1e-3, help="Adam learning rate.")
-    content_weight: float = setting(1.0, help="Weight of the content (feature) loss.")
-    style_weight: float = setting(5.0, help="Weight of the style loss, on relative Gram errors.")
-    tv_weight: float = setting(1e-4, help="Weight of the total-variation (smoothness) loss.")
+    loss: str = setting("johnson", help=f"Style loss: {', '.join(LOSS_NAMES)} (style/loss_recipes.py); "
+                                        "it sets the layers and the weights not given.")
+    content_weight: float | None = setting(None, help="Weight of the content (feature) loss (default: the loss's).")
+    style_weight: float | None = setting(None, help="Weight of the style (Gram) loss (default: the loss's).")
+    tv_weight: float | None = setting(None, help="Weight of the total-variation loss (default: the loss's).")
     layout_weight: float = setting(0.0, help="Weight of the layout loss: the photo's light and dark areas "
                                              "(luminance over 8 px cells) kept, palette and texture free.")
-    content_layer: str = setting("relu2_2", help="VGG16 layer of the content loss.")
-    style_layers: list[str] = setting(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3", "relu4_3"],
-                                      help="VGG16 layers of the style loss, comma-separated.")
+    content_layer: str | None = setting(None, help="VGG16 layer of the content loss (default: the loss's).")
+    style_layers: list[str] | None = setting(None, help="VGG16 layers of the style loss, comma-separated (default: the loss's).")
     style_scales: list[float] = setting(default_factory=lambda: [1.0],
                                         help="Gram loss also on the output resized by these, e.g. 1,0.5.")
     init_weights: str | None = setting(None, help="Start from a trained network with the same styles (fine-tuning).")
@@ -69,3 +71,15 @@ class StyleTrainConfig:
     resume: str | None = setting(None, help=HELP_RESUME)
     half: bool = setting(True, help="Store the final weights as float16 (half the size, same pictures).")
     notes: str | None = setting(None, help="Free text for the model card (how and why it was trained this way).")
+
+    def with_loss_defaults(self) -> "StyleTrainConfig":
+        """A copy where every loss option left out (None) holds the `loss` recipe's value."""
+        recipe = loss_recipe(self.loss)
+        return replace(
+            self,
+            content_weight=recipe.weights.content if self.content_weight is None else self.content_weight,
+            style_weight=recipe.weights.style if self.style_weight is None else self.style_weight,
+            tv_weight=recipe.weights.tv if self.tv_weight is None else self.tv_weight,
+            content_layer=self.content_layer or recipe.content_layer,
+            style_layers=list(self.style_layers or recipe.style_layers),
+        )

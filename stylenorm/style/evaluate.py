@@ -19,6 +19,17 @@ photos the network never trained on, each photo resized to EVAL_WIDTH px wide:
   luminance and of the luminance edges (Sobel gradient magnitude). 1 is the
   photo's layout exactly; published feed-forward outputs sit at about 0.5-0.9.
 
+Three more that no training loss here optimises, so a network cannot game them:
+
+- palette: sliced Wasserstein distance between the output's colours and the
+  painting's in CIE Lab (Lab units; lower is closer), beside the photo's own
+  distance. A texture filter that keeps the photo's colours stays near the latter.
+- deep style: the relu5_1 Gram error relative to the painting's, at 256 px wide
+  (motifs at the scale of objects; the losses stop at relu4_3 or use relu5_1 from
+  another photo entirely).
+- fine structure: the edge correlation with the photo at 128 px wide (faces,
+  windows), where the 32 px one only sees the layout.
+
 Plus a contact sheet: one row per photo (the photo, then each style), the
 paintings on top.
 """
@@ -38,14 +49,19 @@ from stylenorm.devices import set_threads
 from stylenorm.errors import StylenormError
 from stylenorm.images import load_image, to_tensor, to_uint8
 from stylenorm.style.loss import VGGFeatures, gram_matrix
+from stylenorm.style.loss_recipes import OPTIMIZE_ITERATIONS
 
 EVAL_WIDTH = 512  # photos are stylized at this width
+BOUND_SIZE = 256  # --against-optimized optimizes at this long side (the networks' training crop), then resizes
 ANALYSIS_WIDTHS = (512, 256)
 GRAM_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+DEEP_LAYER = "relu5_1"  # no training loss of ours uses it: motifs at the scale of objects
+EVAL_LAYERS = GRAM_LAYERS + (DEEP_LAYER,)
 STRENGTH_LAYERS = ("relu2_2", "relu3_3")
 STRUCTURE_WIDTH = 32
-METRICS = ("style_match", "style_match_512", "style_match_256", "strength", "painting_strength", "structure_luma",
-           "structure_edges")
+FINE_STRUCTURE_WIDTH = 128  # edges at this width: eyes, windows, lettering
+METRICS = ("style_match", "style_match_512", "style_match_256", "deep_style", "palette", "photo_palette", "strength",
+           "painting_strength", "structure_luma", "structure_edges", "structure_fine")
 
 
 @dataclass
@@ -56,6 +72,10 @@ class PhotoScore:
     painting_strength: float  # the painting itself in the photo's place (a reference, not the output's)
     structure_luma: float
     structure_edges: float
+    deep_style: float  # relu5_1 Gram error relative to the painting's, at 256 px wide
+    palette: float  # sliced Wasserstein distance to the painting's colours in Lab
+    photo_palette: float  # the photo's own distance to them (where the output started)
+    structure_fine: float  # edge correlation with the photo at FINE_STRUCTURE_WIDTH
 
     @property
     def style_match(self) -> float:
@@ -94,11 +114,39 @@ def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a @ b).item() / denom) if denom > 0 else 0.0
 
 
-def structure_scores(output: torch.Tensor, photo: torch.Tensor) -> tuple[float, float]:
-    """(luminance correlation, edge correlation) with the photo at STRUCTURE_WIDTH px wide."""
+def srgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) sRGB in [0, 1] -> CIE Lab (D65), L in 0..100."""
+    linear = torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    m = torch.tensor([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]], dtype=rgb.dtype)
+    xyz = torch.einsum("ij,njhw->nihw", m, linear) / torch.tensor([0.95047, 1.0, 1.08883], dtype=rgb.dtype).view(1, 3, 1, 1)
+    f = torch.where(xyz > (6 / 29) ** 3, xyz.clamp_min(1e-12) ** (1 / 3), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], dim=1)
+
+
+def palette_distance(a: torch.Tensor, b: torch.Tensor, projections: int = 64, samples: int = 4096) -> float:
+    """Sliced Wasserstein-1 distance between the colours of two pictures in CIE Lab (Lab units).
+
+    Each picture's pixels are a cloud of colours; the distance is the mean, over fixed random
+    directions, of the gap between the two clouds' sorted projections. Position-free, so it
+    measures the palette, darks and lights included, and nothing the Gram loss optimises directly."""
+    g = torch.Generator().manual_seed(0)  # the same directions and samples for every call: comparable numbers
+
+    def cloud(x: torch.Tensor) -> torch.Tensor:
+        lab = srgb_to_lab(x.double().clamp(0, 1)).permute(0, 2, 3, 1).reshape(-1, 3)
+        index = torch.randint(0, len(lab), (samples,), generator=g)
+        return lab[index]
+
+    ca, cb = cloud(a), cloud(b)
+    directions = F.normalize(torch.randn(3, projections, generator=g, dtype=torch.float64), dim=0)
+    pa, pb = (ca @ directions).sort(dim=0).values, (cb @ directions).sort(dim=0).values
+    return float((pa - pb).abs().mean())
+
+
+def structure_scores(output: torch.Tensor, photo: torch.Tensor, width: int = STRUCTURE_WIDTH) -> tuple[float, float]:
+    """(luminance correlation, edge correlation) with the photo at `width` px wide."""
     from stylenorm.style.stylize import luminance
 
-    lo, lp = luminance(resize_to_width(output, STRUCTURE_WIDTH)), luminance(resize_to_width(photo, STRUCTURE_WIDTH))
+    lo, lp = luminance(resize_to_width(output, width)), luminance(resize_to_width(photo, width))
     return _correlation(lo, lp), _correlation(_edges(lo), _edges(lp))
 
 
@@ -123,21 +171,22 @@ class StyleScorer:
     """Scores outputs against one set of paintings with one loss network (VGGFeatures)."""
 
     def __init__(self, vgg: VGGFeatures, paintings: dict[str, torch.Tensor]) -> None:
-        missing = [name for name in GRAM_LAYERS if name not in vgg.layers]
+        missing = [name for name in EVAL_LAYERS if name not in vgg.layers]
         if missing:
-            raise StylenormError(f"the evaluation VGG lacks {missing}; build it with layers {list(GRAM_LAYERS)}")
+            raise StylenormError(f"the evaluation VGG lacks {missing}; build it with layers {list(EVAL_LAYERS)}")
         self.vgg = vgg
         self.paintings = paintings
         self.targets: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
         with torch.no_grad():
             for name, painting in paintings.items():
                 for width in ANALYSIS_WIDTHS:
-                    feats = vgg(resize_to_width(painting, width), upto=GRAM_LAYERS)
+                    feats = vgg(resize_to_width(painting, width), upto=EVAL_LAYERS)
                     self.targets[(name, width)] = {k: gram_matrix(v.float())[0] for k, v in feats.items()}
 
-    def _gram_error(self, feats: dict[str, torch.Tensor], style: str, width: int) -> float:
+    def _gram_error(self, feats: dict[str, torch.Tensor], style: str, width: int,
+                    layers: Sequence[str] = GRAM_LAYERS) -> float:
         errors = []
-        for layer in GRAM_LAYERS:
+        for layer in layers:
             target = self.targets[(style, width)][layer]
             g = gram_matrix(feats[layer].float())[0]
             errors.append(float((g - target).pow(2).mean() / target.pow(2).mean().clamp_min(1e-30)))
@@ -154,15 +203,20 @@ class StyleScorer:
         if photo_feats is None:
             photo_feats = self.photo_features(photo)
         feats = self.vgg(resize_to_width(output, 512), upto=GRAM_LAYERS)
+        half = self.vgg(resize_to_width(output, 256), upto=EVAL_LAYERS)
         in_place = self.vgg(cover_crop(self.paintings[style], tuple(photo.shape[-2:])), upto=STRENGTH_LAYERS)
         luma, edges = structure_scores(output, photo)
         return PhotoScore(
             style_match_512=self._gram_error(feats, style, 512),
-            style_match_256=self._gram_error(self.vgg(resize_to_width(output, 256), upto=GRAM_LAYERS), style, 256),
+            style_match_256=self._gram_error(half, style, 256),
             strength=feature_distance(feats, photo_feats),
             painting_strength=feature_distance(in_place, photo_feats),
             structure_luma=luma,
             structure_edges=edges,
+            deep_style=self._gram_error(half, style, 256, (DEEP_LAYER,)),
+            palette=palette_distance(output, self.paintings[style]),
+            photo_palette=palette_distance(photo, self.paintings[style]),
+            structure_fine=structure_scores(output, photo, FINE_STRUCTURE_WIDTH)[1],
         )
 
 
@@ -257,10 +311,13 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     """{label: {style: summary}} as one Markdown table."""
     from stylenorm.bench.common import markdown_table as table
 
-    rows = [[label, style, f"{s['style_match']:.3f} ({s['style_match_512']:.3f} / {s['style_match_256']:.3f})",
-             f"{s['strength']:.3f} ({s['painting_strength']:.3f})", f"{s['structure_luma']:.2f} / {s['structure_edges']:.2f}"]
+    rows = [[label, style, f"{s['palette']:.1f} ({s['photo_palette']:.1f})", f"{s['deep_style']:.3f}",
+             f"{s['style_match']:.3f} ({s['style_match_512']:.3f} / {s['style_match_256']:.3f})",
+             f"{s['strength']:.3f} ({s['painting_strength']:.3f})",
+             f"{s['structure_luma']:.2f} / {s['structure_edges']:.2f} / {s['structure_fine']:.2f}"]
             for label, styles in results.items() for style, s in styles.items()]
-    columns = ["weights", "style", "style match (512 / 256 px)", "strength (the painting itself)", "structure (luma / edges)"]
+    columns = ["weights", "style", "palette distance (the photo's)", "deep style (relu5_1)", "style match (512 / 256 px)",
+               "strength (the painting itself)", "structure (luma / edges / fine edges)"]
     return table(columns, rows) + "\n"
 
 
@@ -283,8 +340,13 @@ def eval_photos(photos: Sequence[Path], data: Path | None, holdout: int, demo: b
 def evaluate_styles(weights: Sequence[Path], paintings: Path, *, photos: Sequence[Path] = (), data: Path | None = None,
                     holdout: int = 0, demo: bool = True, vgg_weights: Path | None = None, vgg_format: str = "auto",
                     output: Path = Path("results/eval_style"), update_card: bool = False, threads: int | None = None,
+                    against_optimized: bool = False, bound_iterations: int = OPTIMIZE_ITERATIONS,
                     report=print) -> dict[str, dict[str, dict[str, float]]]:
-    """`stylenorm eval-style`: score, write eval.json / eval.md / contact sheets, optionally the cards."""
+    """`stylenorm eval-style`: score, write eval.json / eval.md / contact sheets, optionally the cards.
+
+    against_optimized: also score, for every style of every network, the optimization mode
+    (`stylize --style PAINTING`, Gatys et al.'s loss, at BOUND_SIZE px) on the same photos,
+    labelled `optimize:<weights>`: the upper bound of what a network can reach."""
     import json
 
     from stylenorm.atomic import atomic_output
@@ -299,13 +361,13 @@ def evaluate_styles(weights: Sequence[Path], paintings: Path, *, photos: Sequenc
     chosen = eval_photos(photos, data, holdout, demo)
     if not chosen:
         raise StylenormError("no photos to evaluate on; pass --photos, --data with --holdout, or keep --demo")
-    from stylenorm.style.optimize import evaluate_painting, is_painting_file, load_loss_network
+    from stylenorm.style.optimize import OptimizeOptions, evaluate_painting, is_painting_file, load_loss_network
 
     # an image instead of weights is scored in the any-painting mode (stylize --style PAINTING.jpg)
     optimized = {path for path in files if is_painting_file(path)}
     painting_files = {path: find_paintings(path, paintings) for path in files if path not in optimized}  # checked before the VGG loads
-    vgg, source = load_vgg(vgg_weights, vgg_format, GRAM_LAYERS)
-    loss_vgg = load_loss_network(vgg_weights, vgg_format)[0] if optimized else None
+    vgg, source = load_vgg(vgg_weights, vgg_format, EVAL_LAYERS)
+    loss_vgg = load_loss_network(vgg_weights, vgg_format)[0] if optimized or against_optimized else None
     output.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, dict[str, float]]] = {}
     for path in files:
@@ -317,6 +379,15 @@ def evaluate_styles(weights: Sequence[Path], paintings: Path, *, photos: Sequenc
             label = path.stem
         results[label] = summary
         save_image(output / f"contact_sheet_{label.replace(':', '_')}.png", sheet)
+        if against_optimized and path not in optimized:
+            bound, sheets = {}, []
+            for name, painting in painting_files[path].items():
+                summary_, sheet_ = evaluate_painting(painting, chosen, vgg, loss_vgg, OptimizeOptions(iterations=bound_iterations),
+                                                     work_size=BOUND_SIZE, name=name)
+                bound.update(summary_)
+                sheets.append(sheet_)
+            results[f"optimize:{path.stem}"] = bound
+            save_image(output / f"contact_sheet_optimize_{path.stem}.png", np.concatenate(sheets, axis=1))
         if update_card and path not in optimized:
             write_eval_to_card(path, summary, photos=len(chosen), loss_network=source)
     record = {"photos": [p.name for p in chosen], "photo_width": EVAL_WIDTH, "analysis_widths": list(ANALYSIS_WIDTHS),

@@ -1,6 +1,7 @@
-"""VGG16 perceptual loss (Johnson et al. 2016): Gram-matrix style, feature content, TV.
+"""VGG16 perceptual losses: Gatys et al. 2016 (the optimisation mode) and Johnson et al. 2016
+(the feed-forward networks), one module: Gram-matrix style, feature content, TV.
 
-The loss network is VGG16's convolutional trunk up to relu4_3, with module indices
+The loss network is VGG16's convolutional trunk up to the deepest layer a recipe uses, with module indices
 as in `torchvision.models.vgg16().features` so both weight sources load by key:
 
 - torchvision's `VGG16_Weights.IMAGENET1K_V1` (downloaded once into the torch hub
@@ -16,7 +17,6 @@ mean roughly the same thing with either loss network.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -25,14 +25,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylenorm.errors import StylenormError
+from stylenorm.style.loss_recipes import LOSS_NAMES, LOSS_RECIPES, LossRecipe, LossWeights, loss_recipe  # noqa: F401
 
 # relu taps in torchvision's vgg16().features numbering
 LAYER_INDEX = {
     "relu1_1": 1, "relu1_2": 3, "relu2_1": 6, "relu2_2": 8, "relu3_1": 11, "relu3_2": 13,
-    "relu3_3": 15, "relu4_1": 18, "relu4_2": 20, "relu4_3": 22,
+    "relu3_3": 15, "relu4_1": 18, "relu4_2": 20, "relu4_3": 22, "relu5_1": 25, "relu5_2": 27, "relu5_3": 29,
 }
-# conv channel plan of VGG16 up to block 4; "M" is a 2x2 max pool
-_PLAN: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512]
+# conv channel plan of VGG16's trunk; "M" is a 2x2 max pool
+_PLAN: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -45,8 +46,8 @@ class VGGWeightsError(StylenormError):
     """The loss network's weights cannot be found or read."""
 
 
-def vgg16_trunk(last_index: int = 22) -> nn.Sequential:
-    """VGG16 features[0..last_index] with torchvision's indices (no classifier: 15 MB, not 528)."""
+def vgg16_trunk(last_index: int = LAYER_INDEX["relu5_3"]) -> nn.Sequential:
+    """VGG16 features[0..last_index] with torchvision's indices (no classifier: 59 MB, not 528)."""
     layers: list[nn.Module] = []
     in_ch = 3
     for item in _PLAN:
@@ -178,7 +179,7 @@ class VGGFeatures(nn.Module):
         own = self.trunk.state_dict()
         missing = [k for k in own if k not in state_dict]
         if missing:
-            raise VGGWeightsError(f"the VGG16 weights lack {missing[:3]}...; pass a VGG16 file with conv layers up to relu4_3")
+            raise VGGWeightsError(f"the VGG16 weights lack {missing[:3]}...; pass a VGG16 file with conv layers up to {self.taps[max(self.taps)]}")
         self.trunk.load_state_dict({k: state_dict[k].float() for k in own})
         self.trunk.requires_grad_(False).eval()
         self.fmt = fmt
@@ -226,33 +227,23 @@ def load_vgg(vgg_weights: str | os.PathLike | None, fmt: str = "auto", layers: S
     return VGGFeatures(sd, fmt, layers), source
 
 
-@dataclass
-class LossWeights:
-    content: float = 1.0
-    style: float = 5.0
-    tv: float = 1e-4
-    layout: float = 0.0  # of layout_error; 0 leaves it out
-
-
 class PerceptualLoss(nn.Module):
     """content + style + TV, with style Gram targets precomputed per style image.
 
     `scales` adds the style loss of the output resized by each factor against the
-    painting resized by the same factor (1 = as given). Gram matrices of VGG16 up
-    to relu4_3 only see patterns up to ~100 px, so at one scale a network can match
-    them with a fine texture; at half scale the same layers see the painting's large
-    motifs (starry_night's swirls, wave's crests) and the output must carry them too.
+    painting resized by the same factor (1 = as given): at half scale the same layers
+    see the painting's larger motifs.
 
-    Each layer's Gram error is divided by the mean square of that style's target Gram.
-    Gram entries scale with the fourth power of a layer's activations, which differ by
-    orders of magnitude between layers and between loss networks: in the HED VGG16 the
-    raw relu1_2 term is ~10^7 times the relu4_3 one, so one weight for all layers made
-    relu1_2 the whole loss (4-px stripes, no large-scale texture). Relative errors count
-    every layer alike, with either loss network.
+    `relative_gram`: each layer's Gram error is divided by the mean square of that style's
+    target Gram and the layers are summed, so every layer counts alike. That was the first
+    shipped networks' loss; it throws away what makes the shallow layers' Gram entries large,
+    the palette and its darks, and its optimum is a pale uniform texture. Otherwise (Gatys,
+    Johnson) the errors are absolute and averaged over the layers.
     """
 
     def __init__(self, vgg: VGGFeatures, style_images: Sequence[torch.Tensor], style_layers: Sequence[str],
-                 content_layer: str, weights: LossWeights, scales: Sequence[float] = (1.0,)) -> None:
+                 content_layer: str, weights: LossWeights, scales: Sequence[float] = (1.0,),
+                 relative_gram: bool = False) -> None:
         super().__init__()
         if not scales or any(not 0 < s <= 1 for s in scales):
             raise StylenormError(f"style scales must be in (0, 1], got {list(scales)}; e.g. [1.0, 0.5]")
@@ -261,6 +252,7 @@ class PerceptualLoss(nn.Module):
         self.content_layer = content_layer
         self.weights = weights
         self.scales = [float(s) for s in scales]
+        self.relative_gram = relative_gram
         # one Gram target per (scale, layer): buffer gram_{k}_{i} is scale k, layer i
         for k, scale in enumerate(self.scales):
             grams: dict[str, list[torch.Tensor]] = {name: [] for name in self.style_layers}
@@ -273,16 +265,23 @@ class PerceptualLoss(nn.Module):
             for i, name in enumerate(self.style_layers):
                 target = torch.stack(grams[name])  # (num_styles, C, C)
                 self.register_buffer(f"gram_{k}_{i}", target)
-                self.register_buffer(f"gram_power_{k}_{i}", target.pow(2).mean(dim=(1, 2)).clamp_min(1e-30))
+                power = target.pow(2).mean(dim=(1, 2)).clamp_min(1e-30) if relative_gram else torch.ones(len(target))
+                self.register_buffer(f"gram_power_{k}_{i}", power)
+
+    @classmethod
+    def from_recipe(cls, vgg: VGGFeatures, style_images: Sequence[torch.Tensor], recipe: LossRecipe,
+                    weights: LossWeights | None = None, scales: Sequence[float] = (1.0,)) -> "PerceptualLoss":
+        return cls(vgg, style_images, recipe.style_layers, recipe.content_layer, weights or recipe.weights, scales,
+                   recipe.relative_gram)
 
     def style_error(self, feats: dict[str, torch.Tensor], style_index: torch.Tensor, scale_index: int = 0) -> torch.Tensor:
-        """Per-image style loss at one scale: the mean over layers of the relative Gram error."""
+        """Per-image style loss at one scale."""
         total = 0.0
         for i, name in enumerate(self.style_layers):
             g = gram_matrix(feats[name].float())
             error = (g - getattr(self, f"gram_{scale_index}_{i}")[style_index]).pow(2).mean(dim=(1, 2))
             total = total + error / getattr(self, f"gram_power_{scale_index}_{i}")[style_index]
-        return total
+        return total if self.relative_gram else total / len(self.style_layers)
 
     def forward(self, output: torch.Tensor, content: torch.Tensor, style_index: torch.Tensor) -> dict[str, torch.Tensor]:
         layers = sorted(set(self.style_layers) | {self.content_layer}, key=LAYER_INDEX.get)

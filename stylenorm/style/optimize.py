@@ -1,11 +1,11 @@
 """Any painting: stylize by optimizing the picture itself (Gatys et al. 2016).
 
 `stylenorm stylize photo.jpg --style painting.jpg` has no network for the painting,
-so the output image's pixels are the parameters: starting from the photo, they are
-moved to lower the same VGG16 perceptual loss the style networks train on
-(`PerceptualLoss`: each layer's Gram error relative to the painting's, at full and
-half scale so the painting's large motifs count, plus the photo's features at one
-layer and total variation).
+so the output image's pixels are the parameters: starting from the photo, L-BFGS moves
+them to lower Gatys et al.'s loss (`--loss gatys`, the default: the painting's Gram
+matrices at relu1_1 ... relu5_1 and the photo's features at relu4_2; see style/loss.py).
+This is the upper bound of a feed-forward network trained on a loss of the same family,
+so a loss is judged here first, by looking, in minutes per try.
 
 Speed (measured on the project's 2-core CPU, one thread: see the README's "Any painting"):
 the VGG passes run under bfloat16 autocast where the CPU computes bf16 natively,
@@ -32,48 +32,61 @@ from PIL import Image
 
 from stylenorm.errors import StylenormError
 from stylenorm.images import DEFAULT_MAX_PIXELS, ImageError, load_image, save_image, to_tensor, to_uint8
-from stylenorm.style.loss import LAYER_INDEX, LossWeights, PerceptualLoss, VGGFeatures, load_vgg, resize_by, total_variation
+from stylenorm.style.loss import (
+    LAYER_INDEX, LOSS_NAMES, LossWeights, PerceptualLoss, VGGFeatures, load_vgg, loss_recipe, resize_by, total_variation,
+)
+from stylenorm.style.loss_recipes import OPTIMIZE_ITERATIONS
+from stylenorm.style.train import crop_painting_border, resize_longest
 
 OPTIMIZE_SIZE = 512  # long side of the optimized image; larger outputs are resized from it
-# The Gram loss at half scale passes the painting through three 2x2 max pools to relu4_3:
-# below 64 px its half-scale relu4_3 map would be under 4 px, too few positions for a Gram matrix.
+# relu5_1 sits behind four 2x2 max pools: below 64 px the painting's relu5_1 map would be
+# under 4 px, too few positions for a Gram matrix.
 MIN_PAINTING_SIDE = 64
-MIN_COARSE_SIDE = 32  # a smaller half-size stage would leave relu4_3 (1/8) a few pixels: no coarse stage
+MIN_COARSE_SIDE = 64  # a smaller half-size stage would leave relu5_1 (1/16) a few pixels: no coarse stage
 LARGE_PAINTING_SIDE = 4096  # above this a painting is far beyond its analysis size: say it was resized
-STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 OPTIMIZERS = ("lbfgs", "adam")
 
 
 @dataclass
 class OptimizeOptions:
-    """How the picture is optimized (defaults chosen by the measurements in the README's "Any painting")."""
+    """How the picture is optimized (defaults chosen by looking: docs/style.md, "Any painting")."""
 
-    iterations: int = 100  # loss evaluations (forward + backward), all stages together
-    style_weight: float = 3.0  # on relative Gram errors, as in PerceptualLoss (10 kept less layout, no better match)
-    content_weight: float = 1.0
-    tv_weight: float = 1.0
+    loss: str = "gatys"  # a LOSS_RECIPES name: its layers, and its weights where these are None
+    iterations: int = OPTIMIZE_ITERATIONS  # loss evaluations (forward + backward), all stages together
+    style_weight: float | None = None
+    content_weight: float | None = None
+    tv_weight: float | None = None
     style_scale: float = 1.0  # painting analysed at the photo's long side x this: 2 = motifs twice as big
-    content_layer: str = "relu3_3"
-    style_scales: Sequence[float] = (1.0, 0.5)
+    style_scales: Sequence[float] = (1.0,)  # Gram loss also on the picture resized by these
     optimizer: str = "lbfgs"
-    coarse_share: float = 0.8  # share of the iterations spent at half size (0: none)
+    coarse_share: float = 0.5  # share of the iterations spent at half size (0: none)
     lr: float | None = None  # None: 1 for L-BFGS, 0.02 for Adam
     precision: str = "auto"  # auto (bf16 where native), fp32 or bf16 for the VGG passes
     preserve_color: bool = False
 
+    def loss_weights(self) -> LossWeights:
+        """The recipe's weights, with the ones given here in their place."""
+        default = loss_recipe(self.loss).weights
+        return LossWeights(
+            content=default.content if self.content_weight is None else self.content_weight,
+            style=default.style if self.style_weight is None else self.style_weight,
+            tv=default.tv if self.tv_weight is None else self.tv_weight,
+        )
+
     def check(self) -> None:
+        if self.loss not in LOSS_NAMES:
+            raise StylenormError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSS_NAMES)}")
         if self.iterations < 1:
-            raise StylenormError(f"--iterations {self.iterations} is below 1; e.g. 100")
-        if self.style_weight < 0 or self.content_weight < 0 or self.tv_weight < 0:
-            raise StylenormError("--style-weight and the other loss weights must be >= 0")
+            raise StylenormError(f"--iterations {self.iterations} is below 1; e.g. 150")
+        w = self.loss_weights()
+        if not all(math.isfinite(v) and v >= 0 for v in (w.style, w.content, w.tv)):
+            raise StylenormError("--style-weight and the other loss weights must be finite and >= 0")
         if not 0.1 <= self.style_scale <= 10:
             raise StylenormError(f"--style-scale {self.style_scale} is outside 0.1..10; 2 gives motifs twice as big, 0.5 half as big")
         if self.optimizer not in OPTIMIZERS:
             raise StylenormError(f"unknown optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}")
         if not 0 <= self.coarse_share < 1:
             raise StylenormError(f"coarse share {self.coarse_share} must be in [0, 1)")
-        if self.content_layer not in LAYER_INDEX:
-            raise StylenormError(f"unknown content layer {self.content_layer!r}; valid: {', '.join(LAYER_INDEX)}")
 
 
 def is_painting_file(path: str | os.PathLike) -> bool:
@@ -90,7 +103,7 @@ def is_painting_file(path: str | os.PathLike) -> bool:
 def load_painting(path: str | os.PathLike, long_side: int, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                   report: Callable[[str], None] | None = None,
                   hint: str = " (--style takes a painting image or style weights, a .safetensors file)") -> torch.Tensor:
-    """The painting as (1, 3, h, w) in [0, 1], its long side resized to `long_side`."""
+    """The painting as (1, 3, h, w) in [0, 1], its border cropped and its long side resized to `long_side`."""
     try:
         image = load_image(path, max_pixels)
     except ImageError as exc:
@@ -101,9 +114,7 @@ def load_painting(path: str | os.PathLike, long_side: int, *, max_pixels: int | 
                              f"{MIN_PAINTING_SIDE} px on its short side; pass a larger picture of it")
     if max(w, h) > LARGE_PAINTING_SIDE and report is not None:
         report(f"note: the painting {Path(path).name} is {w}x{h} px; it is analysed resized (to the photo's long side x --style-scale)")
-    scale = long_side / max(w, h)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    img = Image.fromarray(image.rgb).resize(size, Image.LANCZOS)
+    img = resize_longest(crop_painting_border(Image.fromarray(image.rgb)), long_side)
     return to_tensor(np.asarray(img))
 
 
@@ -135,22 +146,23 @@ def _resize_long(x: torch.Tensor, long_side: int) -> torch.Tensor:
 
 
 class Objective:
-    """The perceptual loss of one picture against one painting and one photo, targets computed once."""
+    """The loss of one picture against one painting and one photo, targets computed once."""
 
     def __init__(self, vgg: VGGFeatures, painting: torch.Tensor, photo: torch.Tensor, opts: OptimizeOptions,
                  dtype: torch.dtype) -> None:
         self.dtype = dtype
-        self.opts = opts
+        self.weights = opts.loss_weights()
         self.index = torch.zeros(1, dtype=torch.long, device=photo.device)  # the painting's row in the Gram targets
+        recipe = loss_recipe(opts.loss)
         with self._autocast():
-            # PerceptualLoss holds the painting's Gram targets per scale and the relative Gram error
-            self.loss = PerceptualLoss(vgg, [painting], STYLE_LAYERS, opts.content_layer,
-                                       LossWeights(opts.content_weight, opts.style_weight, opts.tv_weight),
-                                       opts.style_scales)
+            # PerceptualLoss holds the painting's Gram targets per scale and the Gram error
+            self.loss = PerceptualLoss.from_recipe(vgg, [painting], recipe, self.weights, opts.style_scales)
             with torch.no_grad():
-                self.content_target = vgg(_channels_last(photo), upto=[opts.content_layer])[opts.content_layer].float()
+                self.content_target = vgg(_channels_last(photo), upto=[recipe.content_layer])[recipe.content_layer].float()
         self.vgg = vgg
-        self.layers = sorted(set(STYLE_LAYERS) | {opts.content_layer}, key=LAYER_INDEX.get)
+        self.content_layer = recipe.content_layer
+        self.style_layers = list(recipe.style_layers)
+        self.layers = sorted(set(self.style_layers) | {self.content_layer}, key=LAYER_INDEX.get)
 
     def _autocast(self):
         device = self.index.device.type
@@ -159,13 +171,14 @@ class Objective:
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         with self._autocast():
             feats = self.vgg(_channels_last(x), upto=self.layers)
-            content = F.mse_loss(feats[self.opts.content_layer].float(), self.content_target)
+            content = F.mse_loss(feats[self.content_layer].float(), self.content_target)
             style = x.new_zeros((), dtype=torch.float32)
             for k, scale in enumerate(self.loss.scales):
-                f = feats if scale == 1.0 else self.vgg(_channels_last(resize_by(x, scale)), upto=STYLE_LAYERS)
+                f = feats if scale == 1.0 else self.vgg(_channels_last(resize_by(x, scale)), upto=self.style_layers)
                 style = style + self.loss.style_error(f, self.index, k).mean() / len(self.loss.scales)
         tv = total_variation(x.float())
-        total = self.opts.content_weight * content + self.opts.style_weight * style + self.opts.tv_weight * tv
+        w = self.weights
+        total = w.content * content + w.style * style + w.tv * tv
         return {"total": total, "content": content, "style": style, "tv": tv}
 
 
@@ -274,13 +287,14 @@ def load_loss_network(vgg_weights: str | os.PathLike | None, vgg_format: str = "
     return load_vgg(vgg_weights, vgg_format, tuple(LAYER_INDEX))
 
 
-def stylize_with_painting(inputs: list[Path], painting: Path, output: Path | None, *, iterations: int | None = None,
+def stylize_with_painting(inputs: list[Path], painting: Path, output: Path | None, *, loss: str = "gatys",
+                          iterations: int | None = None,
                           style_weight: float | None = None, style_scale: float = 1.0, preserve_color: bool = False,
                           strength: float = 1.0, max_size: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                           precision: str = "auto", device: str = "cpu", vgg_weights: str | os.PathLike | None = None,
                           vgg_format: str = "auto", report: Callable[[str], None] = print) -> int:
     """`stylize --style PAINTING.jpg`: every option checked, the painting and the VGG loaded, then each photo."""
-    opts = OptimizeOptions(style_scale=style_scale, preserve_color=preserve_color, precision=precision)
+    opts = OptimizeOptions(loss=loss, style_scale=style_scale, preserve_color=preserve_color, precision=precision)
     if iterations is not None:
         opts.iterations = iterations
     if style_weight is not None:
@@ -296,20 +310,23 @@ def stylize_with_painting(inputs: list[Path], painting: Path, output: Path | Non
 
 
 def evaluate_painting(painting: Path, photos: Sequence[Path], vgg: VGGFeatures, loss_vgg: VGGFeatures,
-                      opts: OptimizeOptions | None = None, *, progress: bool = True) -> tuple[dict[str, dict[str, float]], np.ndarray]:
+                      opts: OptimizeOptions | None = None, *, work_size: int = OPTIMIZE_SIZE, name: str | None = None,
+                      progress: bool = True) -> tuple[dict[str, dict[str, float]], np.ndarray]:
     """eval-style for the optimization mode: every photo stylized with `painting` by optimize_image and
-    scored like a network's outputs (`vgg` is eval-style's VGG, `loss_vgg` the optimization's)."""
+    scored like a network's outputs (`vgg` is eval-style's VGG, `loss_vgg` the optimization's);
+    `name`: the style's name in the summary (default the painting's file name)."""
     from stylenorm.style.evaluate import StyleScorer, contact_sheet, load_photo, summarize
     from stylenorm.style.train import load_style_image
 
     if not photos:
         raise StylenormError("no photos to evaluate on; pass --photos and/or --data with --holdout")
+    name = name or painting.stem
     reference = load_style_image(painting, 1024).unsqueeze(0)  # as evaluate_network loads paintings
-    scorer = StyleScorer(vgg, {painting.stem: reference})
+    scorer = StyleScorer(vgg, {name: reference})
     images = [load_photo(p) for p in photos]
     scores, rows = [], []
     for photo in images:
-        out = optimize_image(photo, painting, loss_vgg, opts, progress=progress)
-        scores.append(scorer.score(out, photo, painting.stem))
+        out = optimize_image(photo, painting, loss_vgg, opts, work_size=work_size, progress=progress)
+        scores.append(scorer.score(out, photo, name))
         rows.append([out])
-    return {painting.stem: summarize(scores)}, contact_sheet(images, rows, [reference])
+    return {name: summarize(scores)}, contact_sheet(images, rows, [reference])

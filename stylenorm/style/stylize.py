@@ -42,10 +42,10 @@ TILE_ABOVE_PIXELS = 4_000_000  # float32 on a CPU: beyond this a single pass nee
 # 995 MiB in float32 and 416 MiB on the bf16 path at 1024x1024 (CPU).
 PASS_BYTES_PER_PIXEL = {torch.float32: 1050, torch.bfloat16: 450, torch.float16: 450}
 
-# Brush strokes are sized for photos up to this long side: larger photos are stylized at
-# this size (divided by --style-scale) and resized back, so a 12 MP photo gets strokes
-# at the painting's scale rather than pixel-sized ones (the networks learned their
-# motifs' size in pixels, from the painting at 512 px).
+# Every photo is stylized with its long side at this size (divided by --style-scale) and
+# resized back, so brush strokes take the same fraction of the picture whatever its size:
+# the networks learned their motifs' size in pixels, so a 400 px portrait stylized as it is
+# got strokes as big as its faces, and a 12 MP photo pixel-sized ones.
 STYLE_REFERENCE_SIZE = 1024
 # The smallest photo side: the 9x9 input conv reflect-pads by 4 (which needs more than 4 px),
 # and the two stride-2 convs leave a quarter of it for the 3x3 residual convs' padding.
@@ -276,7 +276,7 @@ def one_pass_limit(device: torch.device, dtype: torch.dtype) -> int:
 
 
 def working_size(height: int, width: int, style_scale: float | None) -> tuple[int, int]:
-    """The size the network sees: the long side capped at STYLE_REFERENCE_SIZE, divided by style_scale.
+    """The size the network sees: the long side at STYLE_REFERENCE_SIZE / style_scale, aspect kept.
 
     None: the photo's own size, whatever it is (benchmarks, tiling)."""
     if style_scale is None:
@@ -284,7 +284,7 @@ def working_size(height: int, width: int, style_scale: float | None) -> tuple[in
     if not 0.1 <= style_scale <= 10:
         raise StylenormError(f"--style-scale {style_scale} is outside 0.1..10; 2 gives strokes twice as big, 0.5 half as big")
     long_side = max(height, width)
-    factor = min(long_side, STYLE_REFERENCE_SIZE) / long_side / style_scale
+    factor = STYLE_REFERENCE_SIZE / long_side / style_scale
     if abs(factor - 1.0) < 1e-9:
         return height, width
     return max(4, round(height * factor)), max(4, round(width * factor))
@@ -301,9 +301,8 @@ def stylize_tensor(choice: StyleChoice, x: torch.Tensor, *, strength: float = 1.
                    precision: str = "fp32") -> torch.Tensor:
     """x (1, 3, H, W) in [0, 1] -> stylized (1, 3, H, W) in [0, 1] on the CPU.
 
-    style_scale: the size of the brush strokes; the network runs on the photo resized
-    to `working_size` and its output is resized back (1 on photos up to
-    STYLE_REFERENCE_SIZE px: the photo as it is).
+    style_scale: the size of the brush strokes relative to the picture; the network runs
+    on the photo resized to `working_size` and its output is resized back.
     tile_size: None picks tiling automatically for large images; 0 never tiles.
     precision: auto, fp32, bf16 or fp16 (see FLOAT32_LAYERS and inference_net);
     fp32, the default here, is exactly the plain forward.

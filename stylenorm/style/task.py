@@ -18,7 +18,7 @@ import torch
 
 from stylenorm.checkpoints import load_into, load_model
 from stylenorm.images import save_image, to_tensor
-from stylenorm.style.loss import LossWeights, PerceptualLoss, load_vgg
+from stylenorm.style.loss import LossWeights, PerceptualLoss, load_vgg, loss_recipe
 from stylenorm.style.net import TransformerNet
 from stylenorm.style.train import (
     ContentPhotos, StyleTrainConfig, card_facts, extended_network, load_rgb, load_style_image, preview_grid,
@@ -40,7 +40,7 @@ class StyleTask(TrainingTask):
     objective = "total"
 
     def __init__(self, cfg: StyleTrainConfig) -> None:
-        self.cfg = cfg
+        self.cfg = cfg.with_loss_defaults()
         self.base_card: dict[str, Any] | None = None  # the card of the network add-style extends
         # the paintings' contents, so a resume with another painting of the same file name is refused too
         # (read once: config_dict is written into every checkpoint)
@@ -64,6 +64,7 @@ class StyleTask(TrainingTask):
         self.loss_fn = PerceptualLoss(
             vgg, [load_style_image(s, cfg.style_size) for s in cfg.styles], cfg.style_layers, cfg.content_layer,
             LossWeights(cfg.content_weight, cfg.style_weight, cfg.tv_weight, cfg.layout_weight), cfg.style_scales,
+            loss_recipe(cfg.loss).relative_gram,
         ).to(device)
         self.preview_photos = [to_tensor(np.asarray(resize_longest(load_rgb(p), cfg.preview_size)))
                                for p in cfg.preview_images if Path(p).is_file()]

@@ -15,9 +15,9 @@ SHARED = REPO.parent / "shared"
 
 
 def make_tiny_vgg(path: Path, fmt: str | None = "caffe", seed: int = 0) -> Path:
-    """A VGG16 trunk (conv1_1..conv4_3) with random weights, saved like the real file."""
+    """A VGG16 trunk (conv1_1..conv5_3) with random weights, saved like the real file."""
     torch.manual_seed(seed)
-    trunk = vgg16_trunk(22)
+    trunk = vgg16_trunk()
     for m in trunk:
         if isinstance(m, torch.nn.Conv2d):
             torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")

@@ -11,13 +11,15 @@ from PIL import Image
 
 from style_testlib import smooth_photo
 from stylenorm.images import to_tensor
-from stylenorm.style.evaluate import StyleScorer, cover_crop, resize_to_width, structure_scores
+from stylenorm.style.evaluate import (
+    EVAL_LAYERS, StyleScorer, cover_crop, palette_distance, resize_to_width, srgb_to_lab, structure_scores,
+)
 from stylenorm.style.loss import load_vgg
 
 
 @pytest.fixture(scope="module")
 def vgg(tiny_vgg):
-    return load_vgg(tiny_vgg, layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3"))[0]
+    return load_vgg(tiny_vgg, layers=EVAL_LAYERS)[0]
 
 
 def stripes(h: int, w: int, period: float) -> torch.Tensor:
@@ -72,6 +74,24 @@ def test_style_match_sees_the_motif_scale(vgg):
     assert same.style_match_256 < fine.style_match_256
 
 
+def test_lab_of_known_colours():
+    rgb = torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]).view(3, 3, 1, 1)
+    lab = srgb_to_lab(rgb).view(3, 3)
+    torch.testing.assert_close(lab[0], torch.tensor([100.0, 0.0, 0.0]), atol=0.05, rtol=0)
+    torch.testing.assert_close(lab[1], torch.tensor([0.0, 0.0, 0.0]), atol=0.05, rtol=0)
+    torch.testing.assert_close(lab[2], torch.tensor([53.24, 80.09, 67.20]), atol=0.3, rtol=0)  # sRGB red
+
+
+def test_palette_distance_sees_colours_not_where_they_are():
+    painting = to_tensor(smooth_photo(96, 128, 0))
+    shuffled = painting.flatten(2)[..., torch.randperm(96 * 128, generator=torch.Generator().manual_seed(1))]
+    assert palette_distance(shuffled.view_as(painting), painting) < 1.0  # same colours elsewhere: ~0
+    grey = painting.mean(dim=1, keepdim=True).expand_as(painting)
+    darker = painting * 0.6
+    assert palette_distance(grey, painting) > 3 and palette_distance(darker, painting) > 10
+    assert palette_distance(painting * 0.9, painting) < palette_distance(darker, painting)
+
+
 def test_eval_style_command_writes_report_sheet_and_card(tmp_path, tiny_vgg, tiny_data, run):
     weights = tmp_path / "mine.safetensors"
     r = run("train-style", "--style", str(tiny_data["style_a"]), "--style", str(tiny_data["style_b"]),
@@ -94,6 +114,7 @@ def test_eval_style_command_writes_report_sheet_and_card(tmp_path, tiny_vgg, tin
     for s in scores.values():
         assert s["style_match"] == pytest.approx((s["style_match_512"] + s["style_match_256"]) / 2, abs=1e-3)
         assert s["strength"] > 0 and s["painting_strength"] > 0 and -1 <= s["structure_luma"] <= 1
+        assert s["palette"] > 0 and s["photo_palette"] > 0 and s["deep_style"] > 0 and -1 <= s["structure_fine"] <= 1
     assert "| mine | stripes |" in (out / "eval.md").read_text()
     sheet = Image.open(out / "contact_sheet_mine.png")
     assert sheet.size == (256 * 3, 256 * 3)  # paintings row + 2 photos; photo + 2 styles
@@ -111,3 +132,25 @@ def test_eval_style_explains_missing_paintings_and_photos(tmp_path, run):
     assert r.returncode == 2 and "no photos" in r.stderr
     r = run("eval-style", "--paintings", str(tmp_path))  # the demo photos, the shipped styles
     assert r.returncode == 2 and "no painting for starry_night.jpg" in r.stderr and "--paintings" not in r.stderr
+
+
+def test_eval_style_scores_the_optimisation_bound_beside_the_network(tmp_path, tiny_vgg, tiny_data, run, monkeypatch):
+    """--against-optimized: each style's painting in the optimisation mode on the same photos,
+    scored the same way, as `optimize:<weights>` (the networks' upper bound)."""
+    from stylenorm.style import evaluate
+
+    weights = tmp_path / "mine.safetensors"
+    r = run("train-style", "--style", str(tiny_data["style_a"]), "--style", str(tiny_data["style_b"]),
+            "--data", str(tiny_data["content"]), "--vgg-weights", str(tiny_vgg), "--image-size", "32",
+            "--style-size", "48", "--steps", "1", "--checkpoint-every", "0", "--preview-every", "0", "-o", str(weights))
+    assert r.returncode == 0, r.stderr
+    monkeypatch.setattr(evaluate, "BOUND_SIZE", 64)
+    photo = tmp_path / "p.png"
+    Image.fromarray(smooth_photo(60, 80, 7)).save(photo)
+    results = evaluate.evaluate_styles([weights], tiny_data["style_a"].parent, photos=[photo], demo=False,
+                                       vgg_weights=tiny_vgg, output=tmp_path / "eval", against_optimized=True,
+                                       bound_iterations=2, report=lambda line: None)
+    assert set(results) == {"mine", "optimize:mine"}
+    assert set(results["optimize:mine"]) == {"stripes", "dots"}
+    assert results["optimize:mine"]["stripes"] != results["mine"]["stripes"]
+    assert (tmp_path / "eval" / "contact_sheet_optimize_mine.png").is_file()

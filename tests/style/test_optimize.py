@@ -30,13 +30,13 @@ def loss_vgg(tiny_vgg):
 
 
 def test_optimization_lowers_the_loss_and_keeps_the_photo_size(loss_vgg, tiny_data, photo, one_thread):
-    x = to_tensor(np.asarray(Image.open(photo)))
+    x = to_tensor(np.asarray(Image.open(photo).resize((128, 128))))
     history: list[dict] = []
     options = opt.OptimizeOptions(iterations=8, coarse_share=0.5)
     y = opt.optimize_image(x, tiny_data["style_a"], loss_vgg, options, history=history)
     assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
-    assert len(history) == 8 and [h["side"] for h in history] == [32] * 4 + [64] * 4  # coarse, then full size
-    full = [h["total"] for h in history if h["side"] == 64]
+    assert len(history) == 8 and [h["side"] for h in history] == [64] * 4 + [128] * 4  # coarse, then full size
+    full = [h["total"] for h in history if h["side"] == 128]
     assert full[-1] < full[0]
     assert (y - x).abs().mean() > 0.01  # the photo was changed
 
@@ -52,7 +52,10 @@ def test_both_optimizers_lower_the_style_loss(loss_vgg, tiny_data, photo, optimi
 
 def test_preserve_color_keeps_the_photo_chroma(loss_vgg, tiny_data, photo, one_thread):
     x = to_tensor(np.asarray(Image.open(photo)))
-    y = opt.optimize_image(x, tiny_data["style_a"], loss_vgg, opt.OptimizeOptions(iterations=2, preserve_color=True))
+    # a modest style weight: the random test VGG's Gram errors have no calibrated scale, and a
+    # picture pushed into 0/1 saturation cannot take the photo's chroma back
+    y = opt.optimize_image(x, tiny_data["style_a"], loss_vgg,
+                           opt.OptimizeOptions(iterations=2, preserve_color=True, style_weight=1e3))
     cb = lambda t: -0.168736 * t[:, 0] - 0.331264 * t[:, 1] + 0.5 * t[:, 2]  # noqa: E731
     assert torch.allclose(cb(y), cb(x), atol=0.02)
 
@@ -66,7 +69,7 @@ def test_a_painting_file_is_told_from_weights(tmp_path, tiny_data):
 
 
 def test_stylize_with_a_painting_through_the_cli(tmp_path, tiny_vgg, tiny_data, photo, run, one_thread):
-    r = run("stylize", str(photo), "--style", str(tiny_data["style_a"]), "--iterations", "3", "--style-weight", "5",
+    r = run("stylize", str(photo), "--style", str(tiny_data["style_a"]), "--iterations", "3",
             "--vgg-weights", str(tiny_vgg))
     assert r.returncode == 0, r.stderr
     out = tmp_path / "photo_stripes.png"

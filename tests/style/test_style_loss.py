@@ -6,12 +6,14 @@ import urllib.error
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from stylenorm.errors import StylenormError
 from stylenorm.style import loss as loss_mod
 from stylenorm.style.loss import (
-    CAFFE_FEATURE_SCALE, LossWeights, PerceptualLoss, gram_matrix, load_vgg, load_vgg_file, total_variation,
+    CAFFE_FEATURE_SCALE, LAYER_INDEX, LossWeights, PerceptualLoss, gram_matrix, load_vgg, load_vgg_file, loss_recipe,
+    total_variation,
 )
 
 from style_testlib import SHARED, make_tiny_vgg
@@ -100,24 +102,49 @@ def test_style_loss_zero_for_style_image_itself(tiny_vgg):
     assert other["style"].item() > 0 and other["content"].item() > 0
 
 
-def test_style_term_counts_every_layer_alike_whatever_its_scale(tiny_vgg):
-    # Each layer's Gram error is relative to its target, so a layer whose activations are
-    # 10x larger (Gram 10^4x) neither dominates nor vanishes; per layer, a grey output
-    # against a colourful style scores on the order of one.
+def test_relative_gram_counts_every_layer_alike_whatever_its_scale(tiny_vgg):
+    # The 'relative' loss: each layer's Gram error is relative to its target, so a layer whose
+    # activations are 10x larger (Gram 10^4x) neither dominates nor vanishes; per layer, a grey
+    # output against a colourful style scores on the order of one.
     vgg, _ = load_vgg(tiny_vgg)
     style = torch.rand(1, 3, 32, 32)
     output = torch.full((1, 3, 32, 32), 0.5) + 0.05 * torch.randn(1, 3, 32, 32)
     layers = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
     per_layer = []
     for name in layers:
-        loss = PerceptualLoss(vgg, [style[0]], [name], "relu2_2", LossWeights())
+        loss = PerceptualLoss(vgg, [style[0]], [name], "relu2_2", LossWeights(), relative_gram=True)
         per_layer.append(loss(output, output, torch.tensor([0]))["style"].item())
     assert all(0.05 < v < 20 for v in per_layer), per_layer
-    loss = PerceptualLoss(vgg, [style[0]], layers, "relu2_2", LossWeights())
+    loss = PerceptualLoss(vgg, [style[0]], layers, "relu2_2", LossWeights(), relative_gram=True)
     before = loss(output, output, torch.tensor([0]))["style"].item()
     vgg.out_scale *= 10
-    rescaled = PerceptualLoss(vgg, [style[0]], layers, "relu2_2", LossWeights())
+    rescaled = PerceptualLoss(vgg, [style[0]], layers, "relu2_2", LossWeights(), relative_gram=True)
     assert rescaled(output, output, torch.tensor([0]))["style"].item() == pytest.approx(before, rel=1e-4)
+
+
+def test_gatys_and_johnson_losses_are_the_papers_layers_and_absolute_gram_errors(tiny_vgg):
+    gatys, johnson = loss_recipe("gatys"), loss_recipe("johnson")
+    assert gatys.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    assert gatys.content_layer == "relu4_2" and not gatys.relative_gram
+    assert johnson.style_layers == ("relu1_2", "relu2_2", "relu3_3", "relu4_3") and not johnson.relative_gram
+    # the style term is the mean over layers of the mean squared difference of Gram / (C*H*W)
+    vgg, _ = load_vgg(tiny_vgg, layers=tuple(LAYER_INDEX))
+    style, output = torch.rand(1, 3, 48, 48), torch.rand(1, 3, 48, 48)
+    loss = PerceptualLoss.from_recipe(vgg, [style[0]], gatys)
+    fo, fs = vgg(output), vgg(style)
+    expected = sum(F.mse_loss(gram_matrix(fo[k]), gram_matrix(fs[k])) for k in gatys.style_layers) / 5
+    got = loss(output, output, torch.tensor([0]))["style"]
+    assert got.item() == pytest.approx(expected.item(), rel=1e-4)
+    # absolute errors keep what the relative ones divide away: a layer with 10x the activations
+    # weighs 10^4x as much, which is what lets the shallow layers carry the palette
+    vgg.out_scale *= 10
+    assert PerceptualLoss.from_recipe(vgg, [style[0]], gatys)(output, output, torch.tensor([0]))["style"].item() \
+        == pytest.approx(got.item() * 1e4, rel=1e-3)
+
+
+def test_unknown_loss_names_the_valid_ones():
+    with pytest.raises(StylenormError, match="gatys, johnson, relative"):
+        loss_recipe("banana")
 
 
 def test_vgg_stays_frozen_in_eval(tiny_vgg):

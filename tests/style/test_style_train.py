@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -67,6 +68,10 @@ def test_outputs_card_checkpoints_and_previews(tiny_vgg, tiny_data, tmp_path):
     assert all(v.dtype == torch.float16 for v in tensors.values())
     assert card["styles"] == ["stripes", "dots"] and card["num_styles"] == 2 and card["steps"] == 4
     assert card["image_size"] == 32 and "caffe" in card["loss_network"]
+    # the loss is recorded with the layers and weights it filled in (Johnson et al.'s by default)
+    assert card["loss"] == "johnson" and card["content_layer"] == "relu3_3"
+    assert card["style_layers"] == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+    assert card["loss_weights"]["style"] == 10.0 and card["loss_weights"]["content"] == 1.0
     assert set(card["final_losses"]) >= {"content", "style", "total"} and card["date"]
     assert json.loads(path.with_suffix(".json").read_text()) == card
     run = tmp_path / "run"
@@ -114,3 +119,16 @@ def test_checkpoints_keep_the_loss_history_across_resume(tiny_vgg, tiny_data, tm
     history = state["history"]
     assert [h["step"] for h in history] == [1, 2, 3, 4]
     assert all(h["seconds"] > 0 and h["total"] > 0 and h["style"] > 0 for h in history)
+
+
+def test_a_frame_strip_along_a_paintings_edge_is_cropped_away(tmp_path):
+    """the_scream's scan has the board it is painted on down its right side; a Gram loss would
+    learn it as a motif and the network paint it as a stripe along every output's edge."""
+    from stylenorm.style.optimize import load_painting
+    from stylenorm.style.train import load_style_image
+
+    painting = np.full((200, 300, 3), 128, np.uint8)
+    painting[:, -12:] = (20, 200, 200)  # a teal strip, 4 % of the width
+    Image.fromarray(painting).save(tmp_path / "framed.png")
+    for loaded in (load_style_image(tmp_path / "framed.png", 300), load_painting(tmp_path / "framed.png", 300)[0]):
+        assert loaded[1].max() < 0.6 and loaded[1].min() > 0.4, "the strip must not reach the loss"

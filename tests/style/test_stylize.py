@@ -177,11 +177,14 @@ def test_pickle_weights_are_refused(tmp_path):
         sty.resolve_style(str(tmp_path / "net.safetensors"))
 
 
-def test_working_size_caps_large_photos_and_follows_the_style_scale():
-    assert sty.working_size(300, 512, 1.0) == (300, 512)  # small photos as they are
-    assert sty.working_size(3000, 4000, 1.0) == (768, 1024)  # 12 MP: strokes at the painting's scale
+def test_working_size_is_relative_to_the_picture_and_follows_the_style_scale(monkeypatch):
+    # strokes at the same fraction of the picture whatever its size: small photos are enlarged,
+    # 12 MP ones reduced, to the reference long side (divided by the scale)
+    monkeypatch.setattr(sty, "STYLE_REFERENCE_SIZE", 1024)
+    assert sty.working_size(300, 512, 1.0) == (600, 1024)
+    assert sty.working_size(3000, 4000, 1.0) == (768, 1024)
     assert sty.working_size(3000, 4000, 2.0) == (384, 512)
-    assert sty.working_size(300, 512, 0.5) == (600, 1024)
+    assert sty.working_size(300, 512, 0.5) == (1200, 2048)
     assert sty.working_size(3000, 4000, None) == (3000, 4000)
     for bad in (0.0, -1.0, 20.0):
         with pytest.raises(StylenormError, match="style-scale"):
