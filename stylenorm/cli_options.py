@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
 import types
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional, Union, get_args, get_origin, get_type_hints
@@ -33,16 +34,45 @@ class _FlagsWithoutType:
         return params
 
 
-class FlagsCommand(_FlagsWithoutType, TyperCommand):
+# ---------------------------------------------------------------- finite numbers only
+def check_finite(name: str, value: float) -> float:
+    """value, unless it is nan or +-inf: the one rule (and message) for every number the command line reads."""
+    if not math.isfinite(value):
+        raise StylenormError(f"{name} {value} is not a finite number; pass an ordinary number (nan and inf are "
+                             f"not), or leave {name} out for its default")
+    return value
+
+
+def _long_name(param: Any) -> str:
+    return next((opt for opt in param.opts if opt.startswith("--")), param.opts[0] if param.opts else param.name)
+
+
+class _FiniteFloats:
+    """Typer reads nan, inf and 1e999 as floats, and they went on to an all-black sample or a NaN
+    run (--guidance nan exited 0). Every float the command line gives any command, from options
+    generated from a config or written by hand, is checked here once it is read, before the command
+    runs: by value, so it holds whichever way the Typer in use converts (click types or pydantic)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        for param in self.get_params(ctx):
+            value = ctx.params.get(param.name)
+            for number in value if isinstance(value, (list, tuple)) else [value]:  # repeatable options too
+                if isinstance(number, float):
+                    check_finite(_long_name(param), number)
+        return rest
+
+
+class FlagsCommand(_FlagsWithoutType, _FiniteFloats, TyperCommand):
     pass
 
 
-class FlagsGroup(_FlagsWithoutType, TyperGroup):
+class FlagsGroup(_FlagsWithoutType, _FiniteFloats, TyperGroup):
     pass
 
 
 class App(typer.Typer):
-    """typer.Typer whose commands and groups show flags as `--cpu`, `--demo/--no-demo`."""
+    """typer.Typer whose commands and groups show flags as `--cpu`, `--demo/--no-demo` and take only finite floats."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cls=FlagsGroup, **kwargs)
@@ -92,10 +122,11 @@ def _field_options(field: dataclasses.Field, hint: Any) -> list[tuple[str, Any, 
             def convert(text: str, name: str = main, element: type = element) -> list:
                 items = [v.strip() for v in text.split(",") if v.strip()]
                 try:
-                    return [element(v) for v in items]
+                    values = [element(v) for v in items]
                 except ValueError:
                     raise StylenormError(f"{name} must be a comma-separated list of {_NOUNS[element]}, "
                                          f"got {text!r}") from None
+                return [check_finite(name, v) for v in values] if element is float else values
             cli_type = Optional[str]
     else:
         decls, hidden_decls = visible, [[name] for name in hidden]

@@ -8,6 +8,7 @@ field and its option cannot drift apart. Torch-free and typer-free: the CLI impo
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 import types
@@ -98,6 +99,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     if hint in (int, float):
         try:
             number = float(value)
+            if not math.isfinite(number):  # YAML's .nan / .inf, as the command line refuses them
+                raise StylenormError(f"config option {name} is {value!r}, not a finite number; pass an ordinary number")
             if hint is int:
                 if not number.is_integer():
                     raise ValueError

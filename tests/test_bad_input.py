@@ -106,6 +106,19 @@ CASES = [
     (["bench", "stylize", "--quick", "--threads", "-1", "-o", "bench.md"], "--threads -1 is below 1"),
     (["ablate", "nonsense", "-o", "ablation"], "unknown ablation task 'nonsense'"),
     (["export", "onnx", "--style", "nan_style.safetensors", "-o", "m.onnx"], "nan_style.safetensors holds NaN"),
+    # nan and inf: every float option, written by hand or generated from a config, lists included
+    (["diffusion", "sample", "--guidance", "nan", "-o", "out.png"], "--guidance nan is not a finite number"),
+    (["stylize", "ok.png", "--strength", "inf", "-o", "out.png"], "--strength inf is not a finite number"),
+    (["train-style", "--lr", "nan"], "--lr nan is not a finite number"),
+    (["diffusion", "train", "--lr", "1e999", "--steps", "1", "-o", "run"], "--lr inf is not a finite number"),
+    (["train-style", "--style-scales", "1,nan"], "--style-scales nan is not a finite number"),
+    (["ablate", "classification", "--lrs", "0.1,inf", "-o", "ablation"], "--lrs inf is not a finite number"),
+    (["stylize", "ok.png", "--style", "wave:nan,udnie:1", "-o", "out.png"], "blend weight nan of 'wave' is not a number from 0 to 100"),
+    (["stylize", "ok.png", "--style", "wave:inf,udnie:1", "-o", "out.png"], "blend weight inf of 'wave'"),
+    (["stylize", "ok.png", "--style", "wave:1e308,udnie:1", "-o", "out.png"], "blend weight 1e308 of 'wave'"),
+    (["stylize", "ok.png", "--tile-size", "-1", "-o", "out.png"], "--tile-size -1 is below 64 px"),
+    (["stylize", "ok.png", "--tile-size", "3", "-o", "out.png"], "--tile-size 3 is below 64 px"),
+    (["stylize", "ok.png", "--style", "", "-o", "out.png"], "--style is empty"),
 ]
 
 

@@ -105,7 +105,7 @@ def test_train_style_lists_flags_and_preset_override(run, monkeypatch, tmp_path)
     assert cfg.styles == ["a.jpg", "b.jpg"] and cfg.style_scales == [1.0, 0.5]
     assert cfg.style_layers == ["relu1_2", "relu2_2"] and cfg.preview_images == ["p.png"]
     assert cfg.max_grad_norm == 0.5 and cfg.cpu is False and cfg.half is False  # the preset said cpu: true
-    assert cfg.image_size == 192  # untouched preset values stay
+    assert cfg.image_size == 256  # untouched preset values stay
 
 
 def test_a_fields_own_name_works_where_the_option_is_named_otherwise(run, monkeypatch, tmp_path):

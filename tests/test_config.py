@@ -39,6 +39,8 @@ def test_cli_overrides_win_and_none_is_ignored(tmp_path):
     ("steps: many\n", "steps must be an integer"),
     ("steps: 2.5\n", "steps must be an integer"),
     ("lr: fast\n", "lr must be a number"),
+    ("lr: .nan\n", "lr is .* not a finite number"),
+    ("lr: .inf\n", "lr is .* not a finite number"),
     ("batch: 3\n", "unknown config option(s) batch"),
     ("- 1\n- 2\n", "must be a mapping"),
 ])

@@ -15,6 +15,7 @@ how faithful it is (PSNR).
 from __future__ import annotations
 
 import copy
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,12 @@ STYLE_REFERENCE_SIZE = 1024
 # The smallest photo side: the 9x9 input conv reflect-pads by 4 (which needs more than 4 px),
 # and the two stride-2 convs leave a quarter of it for the 3x3 residual convs' padding.
 MIN_PHOTO_SIDE = 16
+# The smallest --tile-size: every tile also runs on 32-64 px of context around it (tiling.py's
+# margins), so below this the context is most of the work, and -1 or 3 px tiles ran for minutes.
+MIN_TILE_SIZE = 64
+# Blend weights are shares (0.7,0.3 or 70,30 are one blend): far larger ones are typos, and
+# 1e308, like inf and nan, broke the shares' arithmetic into a traceback.
+MAX_BLEND_WEIGHT = 100
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Kept in float32 at any precision: the residual blocks amplify the encoder's bf16
@@ -76,6 +83,7 @@ class StyleChoice:
     model: StyleModel
     weights: list[float]  # one per style of the network, summing to 1
     label: str  # used in output file names
+    note: str | None = None  # what was made of the weights given (renormalised), for the user to see
 
     def style_arg(self):
         if self.model.net.num_styles == 1:
@@ -158,6 +166,9 @@ def _parse_blend(text: str) -> list[tuple[str, float]]:
             value = float(amount)
         except ValueError:
             raise StylenormError(f"cannot read the blend {text!r}; write it as name:weight,name:weight (e.g. starry_night:0.7,wave:0.3)") from None
+        if not math.isfinite(value) or value > MAX_BLEND_WEIGHT:
+            raise StylenormError(f"blend weight {amount.strip()} of {name.strip()!r} is not a number from 0 to "
+                                 f"{MAX_BLEND_WEIGHT}; weights are shares of the blend, e.g. starry_night:0.7,wave:0.3")
         if value < 0:
             raise StylenormError(f"blend weight of {name!r} is negative; use weights >= 0")
         parts.append((name.strip(), value))
@@ -166,7 +177,11 @@ def _parse_blend(text: str) -> list[tuple[str, float]]:
 
 def resolve_style(style: str | None, weights: str | os.PathLike | None = None, device: str = "cpu",
                   weights_dir: Path | None = None) -> StyleChoice:
-    """--style NAME | PATH | a:0.7,b:0.3 (names within --weights FILE or the shipped network)."""
+    """--style NAME | PATH | a:0.7,b:0.3 (names within --weights FILE or the shipped network); None: the default style."""
+    if style is not None and not style.strip():
+        # "" is what an unset shell variable gives (--style "$STYLE"): not a request for the default
+        raise StylenormError("--style is empty; pass a style name (see `stylenorm styles`), a blend a:0.7,b:0.3 or "
+                             "a weights file, or leave --style out for the default style")
     if style and (Path(style).suffix == ".safetensors" or Path(style).is_file() or os.sep in style) and ":" not in Path(style).name:
         model = load_style_model(find_weights_file(style), device)
         index = model.names.index(model.default_style)
@@ -207,7 +222,13 @@ def _choice(model: StyleModel, wanted: list[tuple[str, float]]) -> StyleChoice:
         label = wanted[0][0]
     else:
         label = "_".join(f"{name}{round(100 * w / total)}" for name, w in wanted)
-    return StyleChoice(model, weights, label)
+    note = None
+    if abs(total - 1) > 1e-6:  # the weights used are not the ones given: say so
+        note = (f"blend weights {'+'.join(f'{w:g}' for _, w in wanted)} renormalised to "
+                f"{'/'.join(f'{w / total:.3g}' for _, w in wanted)}")
+        if len(wanted) == 1:
+            note += " (one style is applied in full; --strength sets how much)"
+    return StyleChoice(model, weights, label, note)
 
 
 def luminance(x: torch.Tensor) -> torch.Tensor:
@@ -309,6 +330,7 @@ def stylize_tensor(choice: StyleChoice, x: torch.Tensor, *, strength: float = 1.
     """
     if not 0.0 <= strength <= 1.0:
         raise StylenormError(f"--strength {strength} is outside 0..1; use 1 for full style, 0.5 for half")
+    check_tile_size(tile_size)
     size = tuple(x.shape[-2:])
     work = working_size(*size, style_scale)
     y = _resample(_network_pass(choice, _resample(x, work), tile_size, progress, precision), size)
@@ -349,7 +371,17 @@ def _resize(arr: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
     return np.array(Image.fromarray(arr, mode).resize(size, Image.LANCZOS))
 
 
-def check_photo_options(*, max_size: int | None, max_pixels: int | None) -> None:
+def check_tile_size(tile_size: int | None) -> None:
+    """--tile-size: None (automatic), 0 (never tile) or at least MIN_TILE_SIZE px."""
+    if tile_size is not None and tile_size != 0 and tile_size < MIN_TILE_SIZE:
+        raise StylenormError(f"--tile-size {tile_size} is below {MIN_TILE_SIZE} px: each tile also computes 32-64 px of "
+                             f"context around it, so smaller tiles multiply the work; pass at least {MIN_TILE_SIZE}, 0 "
+                             "to never tile, or leave it out for automatic tiling")
+
+
+def check_photo_options(*, max_size: int | None, max_pixels: int | None, tile_size: int | None = None) -> None:
+    """The photo options' ranges, checked before any work."""
+    check_tile_size(tile_size)
     if max_size is not None and max_size < MIN_PHOTO_SIDE:
         raise StylenormError(f"--max-size {max_size} is below the {MIN_PHOTO_SIDE} px the network needs; pass at least "
                              f"{MIN_PHOTO_SIDE}")

@@ -25,7 +25,7 @@ def test_bf16_path_is_faithful_to_float32_on_the_shipped_weights(style):
     reference = _eager(choice, x)
     assert psnr_db(stylize_tensor(choice, x, precision="bf16", style_scale=None), reference) >= 40
     # the tiled forward (whole-image statistics) stays as close
-    assert psnr_db(stylize_tensor(choice, x, precision="bf16", tile_size=48, style_scale=None), reference) >= 40
+    assert psnr_db(stylize_tensor(choice, x, precision="bf16", tile_size=64, style_scale=None), reference) >= 40
 
 
 def test_fp32_path_is_the_plain_forward():

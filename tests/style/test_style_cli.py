@@ -105,6 +105,16 @@ def _photo(path, seed=0):
     return path
 
 
+def test_a_blend_whose_weights_do_not_sum_to_one_says_it_was_renormalised(tmp_path, run):
+    src = _photo(tmp_path / "photo.png")
+    r = run("stylize", str(src), "--style", "wave:0.7,udnie:0.7", "-o", str(tmp_path / "out.png"))
+    assert r.returncode == 0, r.stderr
+    assert "note: blend weights 0.7+0.7 renormalised to 0.5/0.5" in r.stderr.splitlines()
+    assert (tmp_path / "out.png").exists()
+    r = run("stylize", str(src), "--style", "wave:0.7,udnie:0.3", "-o", str(tmp_path / "out2.png"))
+    assert r.returncode == 0 and "note:" not in r.stderr, r.stderr
+
+
 def test_an_input_is_never_overwritten(tmp_path, run):
     src = _photo(tmp_path / "photo.png")
     before = src.read_bytes()
@@ -150,7 +160,7 @@ def test_tiling_a_network_that_cannot_be_tiled_is_one_error_line(tmp_path, run):
     net = TransformerNet("gn8")
     weights = save_model(tmp_path / "gn.safetensors", net.state_dict(), {**net_config(net), "kind": "style"})
     src = _photo(tmp_path / "p.png")
-    r = run("stylize", str(src), "--style", str(weights), "--tile-size", "16", "-o", str(tmp_path / "out.png"))
+    r = run("stylize", str(src), "--style", str(weights), "--tile-size", "64", "-o", str(tmp_path / "out.png"))
     assert r.returncode == 2 and r.stderr.startswith("error:") and "--max-size" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "out.png").exists()
 
@@ -166,7 +176,7 @@ def test_a_network_that_cannot_be_tiled_names_its_norm_and_the_way_out(tmp_path,
     net = TransformerNet(norm)
     weights = save_model(tmp_path / f"{norm}.safetensors", net.state_dict(), {**net_config(net), "kind": "style"})
     src = _photo(tmp_path / "p.png")  # 40 x 48 px
-    options = ["--tile-size", "16"]
+    options = ["--tile-size", "64"]
     if tiles != "--tile-size":
         monkeypatch.setattr(stylize, "TILE_ABOVE_PIXELS", 100)  # tiles chosen automatically (at any precision)
         options = []

@@ -47,6 +47,37 @@ def test_default_name_blend_and_path(weights_dir):
     assert within.weights == [0.0, 1.0]
 
 
+def test_blend_weights_that_do_not_sum_to_one_are_renormalised_with_a_note(weights_dir):
+    assert sty.resolve_style("alpha:0.7,beta:0.3", weights_dir=weights_dir).note is None
+    assert sty.resolve_style("alpha", weights_dir=weights_dir).note is None
+    choice = sty.resolve_style("alpha:0.7,beta:0.7", weights_dir=weights_dir)
+    assert choice.weights == pytest.approx([0.5, 0.5])
+    assert choice.note == "blend weights 0.7+0.7 renormalised to 0.5/0.5"
+    assert "--strength" in sty.resolve_style("alpha:0.5", weights_dir=weights_dir).note  # not half the style
+
+
+@pytest.mark.parametrize("bad", ["alpha:nan,beta:1", "alpha:inf,beta:1", "alpha:-inf,beta:1", "alpha:1e308,beta:1e308"])
+def test_blend_weights_must_be_finite_shares(weights_dir, bad):
+    with pytest.raises(StylenormError, match="is not a number from 0 to 100"):
+        sty.resolve_style(bad, weights_dir=weights_dir)
+
+
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_style_is_refused_not_taken_for_the_default(weights_dir, empty):
+    with pytest.raises(StylenormError, match="--style is empty"):
+        sty.resolve_style(empty, weights_dir=weights_dir)
+
+
+@pytest.mark.parametrize("bad", [-1, 3, 63])
+def test_tile_sizes_below_the_minimum_are_refused_before_any_work(weights_dir, bad):
+    with pytest.raises(StylenormError, match=f"--tile-size {bad} is below 64 px"):
+        sty.check_photo_options(max_size=None, max_pixels=None, tile_size=bad)
+    with pytest.raises(StylenormError, match=f"--tile-size {bad} is below 64 px"):
+        sty.stylize_tensor(sty.resolve_style("alpha", weights_dir=weights_dir), torch.rand(1, 3, 32, 32), tile_size=bad)
+    for fine in (None, 0, 64):
+        sty.check_photo_options(max_size=None, max_pixels=None, tile_size=fine)
+
+
 def test_listing_shipped_styles(weights_dir):
     assert [name for name, _, _ in sty.list_shipped_styles(weights_dir)] == ["alpha", "beta"]
 
