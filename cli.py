@@ -15,7 +15,7 @@ import typer
 from stylenorm import __version__
 from stylenorm.cli_options import (
     App, BenchDevice, BenchOutput, Config, Device, Repeats, StyleChoice, StyleWeights, Threads, VggFormat,
-    config_options,
+    check_finite, config_options,
 )
 from stylenorm.config import build_config
 from stylenorm.diffusion.config import ClassifierConfig, DiffusionTrainConfig
@@ -102,7 +102,7 @@ def stylize_cmd(
     from stylenorm.style.optimize import is_painting_file
     from stylenorm.style.stylize import check_photo_options, resolve_precision, resolve_style, stylize_many, working_size
 
-    check_photo_options(max_size=max_size, max_pixels=max_pixels)
+    check_photo_options(max_size=max_size, max_pixels=max_pixels, tile_size=tile_size)
     if style and is_painting_file(style):
         from stylenorm.style.optimize import stylize_with_painting
 
@@ -124,6 +124,8 @@ def stylize_cmd(
     if stabilize not in STABILIZE_MODES:
         raise StylenormError(f"--stabilize {stabilize!r} is not a mode; use one of {', '.join(STABILIZE_MODES)}")
     choice = resolve_style(style, weights, device)
+    if choice.note:
+        typer.echo(f"note: {choice.note}", err=True)
     failures = stylize_many(
         choice, inputs, output, report=lambda line: typer.echo(line, err=line.startswith("error")),
         stabilize=stabilize, frames=frames, fps=fps,
@@ -173,7 +175,7 @@ def eval_style_cmd(
     vgg_format: VggFormat = "auto",
     output: Path = typer.Option(Path("results/eval_style"), "-o", "--output", help="Folder for eval.json, eval.md and contact sheets."),
     update_card: bool = typer.Option(False, "--update-card", help="Write the scores into each weights file's model card."),
-    against_optimized: bool = typer.Option(False, "--against-optimized", help="Also score the optimization mode with each painting on the same photos (the networks' upper bound; minutes per photo and style)."),
+    against_optimized: bool = typer.Option(False, "--against-optimized", help="Also score the optimization mode with each painting and the network's own loss on the same photos (its upper bound; minutes per photo and style)."),
     threads: Threads = None,
 ) -> None:
     """Score style networks on held-out photos: palette, deep style, style match, strength, structure kept."""
@@ -408,6 +410,8 @@ def ablate_cmd(
             values = tuple(kind(v.strip()) for v in text.split(",") if v.strip())
         except ValueError:
             raise StylenormError(f"{name} must be a comma-separated list of {kind.__name__}s, got {text!r}") from None
+        if kind is float:  # a list in one option: the finite-float check of the other options cannot see it
+            values = tuple(check_finite(name, v) for v in values)
         if len(set(values)) != len(values):
             raise StylenormError(f"{name} lists a value twice: {text!r}")
         return values
@@ -447,6 +451,8 @@ def export_onnx_cmd(
     require_onnx()  # these two before the weights load
     check_output(output)
     choice = resolve_style(style, weights)
+    if choice.note:
+        typer.echo(f"note: {choice.note}", err=True)
     typer.echo(f"exporting {choice.label} (torch.export, then onnx; about 10-30 s on a CPU) ...")
     typer.echo(f"wrote {export_onnx(choice, output, half=fp16)} (style {choice.label})")
 

@@ -344,15 +344,15 @@ def evaluate_styles(weights: Sequence[Path], paintings: Path, *, photos: Sequenc
                     report=print) -> dict[str, dict[str, dict[str, float]]]:
     """`stylenorm eval-style`: score, write eval.json / eval.md / contact sheets, optionally the cards.
 
-    against_optimized: also score, for every style of every network, the optimization mode
-    (`stylize --style PAINTING`, Gatys et al.'s loss, at BOUND_SIZE px) on the same photos,
-    labelled `optimize:<weights>`: the upper bound of what a network can reach."""
+    against_optimized: also score, for every style of every network, the optimization mode with the
+    network's own loss (its card's `loss`) at BOUND_SIZE px on the same photos, labelled
+    `optimize:<weights>`: the upper bound of what training on that loss can reach."""
     import json
 
     from stylenorm.atomic import atomic_output
     from stylenorm.images import save_image
     from stylenorm.style.loss import load_vgg
-    from stylenorm.style.stylize import shipped_style_files
+    from stylenorm.style.stylize import read_card, shipped_style_files
 
     set_threads(threads)
     files = [Path(w) for w in weights] or shipped_style_files()
@@ -380,9 +380,11 @@ def evaluate_styles(weights: Sequence[Path], paintings: Path, *, photos: Sequenc
         results[label] = summary
         save_image(output / f"contact_sheet_{label.replace(':', '_')}.png", sheet)
         if against_optimized and path not in optimized:
+            # the network's own loss, optimized directly: what its training could reach at best
+            bound_options = OptimizeOptions(loss=read_card(path).get("loss", "relative"), iterations=bound_iterations)
             bound, sheets = {}, []
             for name, painting in painting_files[path].items():
-                summary_, sheet_ = evaluate_painting(painting, chosen, vgg, loss_vgg, OptimizeOptions(iterations=bound_iterations),
+                summary_, sheet_ = evaluate_painting(painting, chosen, vgg, loss_vgg, bound_options,
                                                      work_size=BOUND_SIZE, name=name)
                 bound.update(summary_)
                 sheets.append(sheet_)
