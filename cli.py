@@ -17,10 +17,10 @@ from stylenorm.cli_options import (
     App, BenchDevice, BenchOutput, Config, Device, Repeats, StyleChoice, StyleWeights, Threads, VggFormat,
     check_finite, config_options,
 )
-from stylenorm.config import build_config
+from stylenorm.config import HELP_FORCE, HELP_USER_WEIGHTS, build_config
 from stylenorm.diffusion.config import ClassifierConfig, DiffusionTrainConfig
 from stylenorm.errors import StylenormError
-from stylenorm.style.config import StyleTrainConfig
+from stylenorm.style.config import STYLE_REFERENCE_SIZE, StyleTrainConfig
 from stylenorm.style.loss_recipes import LOSS_NAMES, OPTIMIZE_ITERATIONS
 
 app = App(
@@ -82,7 +82,7 @@ def stylize_cmd(
     max_size: Optional[int] = typer.Option(None, "--max-size", help="Shrink so the longest side is at most this."),
     strength: float = typer.Option(1.0, "--strength", help="1 = full style, 0 = the original photo."),
     preserve_color: bool = typer.Option(False, "--preserve-color", help="Keep the photo's colours, transfer only luminance."),
-    style_scale: float = typer.Option(1.0, "--style-scale", help="Brush-stroke size relative to the picture: 2 = twice as big, 0.5 = half (every photo is stylized at 1024 px / scale on its long side, then resized back; any painting: the painting analysed at the photo's size x scale)."),
+    style_scale: float = typer.Option(1.0, "--style-scale", help=f"Brush-stroke size relative to the picture: 2 = twice as big, 0.5 = half (every photo is stylized at {STYLE_REFERENCE_SIZE} px / scale on its long side, then resized back; any painting: the painting analysed at the photo's size x scale)."),
     device: Device = "cpu",
     tile_size: Optional[int] = typer.Option(None, "--tile-size", help="Process in tiles of this size (default: automatic for large photos; 0 never)."),
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", help="Refuse larger images (decompression-bomb guard); 0 = no limit."),
@@ -127,7 +127,7 @@ def stylize_cmd(
     if choice.note:
         typer.echo(f"note: {choice.note}", err=True)
     failures = stylize_many(
-        choice, inputs, output, report=lambda line: typer.echo(line, err=line.startswith("error")),
+        choice, inputs, output, report=lambda line: typer.echo(line, err=line.startswith(("error", "note"))),
         stabilize=stabilize, frames=frames, fps=fps,
         max_size=max_size, strength=strength, preserve_color=preserve_color, style_scale=style_scale, max_pixels=max_pixels,
         tile_size=tile_size, progress=True, precision=precision,
@@ -148,8 +148,9 @@ def add_style_cmd(
     style_weight: Optional[float] = typer.Option(None, "--style-weight", help="Default: the base network's."),
     vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="Local VGG16 file (default: torchvision's, downloaded once)."),
     vgg_format: VggFormat = "auto",
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Weights file (default: your data folder's weights/NAME.safetensors)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help=f"Weights file; default: NAME.safetensors in {HELP_USER_WEIGHTS}."),
     resume: bool = typer.Option(False, "--resume", help="Continue the last add-style run of this NAME."),
+    force: bool = typer.Option(False, "--force", help=HELP_FORCE),
     threads: Threads = None,
 ) -> None:
     """Add a painting as a style of the shipped network, training only its gamma/beta (minutes, not hours)."""
@@ -158,7 +159,7 @@ def add_style_cmd(
 
     cfg = add_style_config(painting, name, steps=steps, base=base, data=data, holdout=holdout, lr=lr,
                            style_weight=style_weight, vgg_weights=vgg_weights, vgg_format=vgg_format, output=output,
-                           resume=resume, threads=threads)
+                           resume=resume, force=force, threads=threads)
     path = train_style(cfg)
     typer.echo(f"wrote {path}; use it with: stylenorm stylize PHOTO --style {name}")
 
@@ -262,11 +263,12 @@ def diffusion_export(
     checkpoint: Path = typer.Argument(..., help="Run directory or checkpoint directory."),
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.safetensors; the .json card goes beside it)."),
     half: bool = typer.Option(False, help="Store float16 weights (half the size)."),
+    force: bool = typer.Option(False, "--force", help=HELP_FORCE),
 ) -> None:
     """Write the EMA weights of a training checkpoint as a model with its card (e.g. into weights/)."""
     from stylenorm.diffusion.train import export_checkpoint
 
-    typer.echo(f"model written to {export_checkpoint(checkpoint, output, half)}")
+    typer.echo(f"model written to {export_checkpoint(checkpoint, output, half, force=force)}")
 
 
 @diffusion_app.command("train-classifier")

@@ -251,6 +251,16 @@ def refuse_shipped_output(path: str | os.PathLike) -> None:
                              f"with -o, or leave -o out to write into {user_weights_dir()}")
 
 
+def refuse_existing_model(path: str | os.PathLike, force: bool = False,
+                          fix: str = "-o FILE / another --name") -> None:
+    """A trained model is never replaced silently: refuse, before any work, a model file (or its card)
+    that already exists, unless `force` (`fix`: the other ways out the command has)."""
+    weights = Path(path).with_suffix(".safetensors")  # what save_model writes
+    existing = next((p for p in (weights, card_path(weights)) if p.exists()), None)
+    if existing is not None and not force:
+        raise StylenormError(f"{existing} already exists; pass --force to replace it or {fix}")
+
+
 def shipped_weights(name: str) -> Path:
     """The path of a model shipped in weights/ (name without extension)."""
     return WEIGHTS_DIR / f"{name}.safetensors"

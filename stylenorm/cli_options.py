@@ -184,6 +184,13 @@ def _checked_device(value: str | None) -> str | None:
     return value
 
 
+def _checked_vgg_format(value: str) -> str:
+    """--vgg-format is checked while the command line is read, also where no VGG16 is loaded."""
+    from stylenorm.style.config import check_vgg_format
+
+    return check_vgg_format(value)
+
+
 Config = Annotated[Optional[str], typer.Option(
     "--config", "-c", help="Preset in configs/ (e.g. style, diffusion_mnist) or a YAML file; options given here win.")]
 Threads = Annotated[Optional[int], typer.Option("--threads", help=HELP_THREADS)]
@@ -196,4 +203,5 @@ StyleChoice = Annotated[Optional[str], typer.Option(
     "--style", "-s", help="Shipped style NAME, a weights PATH, or a blend a:0.7,b:0.3.")]
 StyleWeights = Annotated[Optional[Path], typer.Option(
     "--weights", help="Multi-style weights file whose styles --style names.")]
-VggFormat = Annotated[str, typer.Option("--vgg-format", help="auto, caffe or torchvision.")]
+VggFormat = Annotated[str, typer.Option(
+    "--vgg-format", help="auto, caffe or torchvision.", callback=_checked_vgg_format)]

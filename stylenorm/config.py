@@ -32,6 +32,10 @@ HELP_GRAD_CLIP = "Clip the gradient norm to this (0 = off)."
 HELP_CHECKPOINT_EVERY = "Checkpoint every N steps."
 HELP_KEEP_CHECKPOINTS = "Checkpoints kept on disk."
 HELP_RESUME = "Run folder or checkpoint to continue exactly."
+HELP_FORCE = "Replace the model file if it exists (an existing model is never replaced otherwise)."
+# Where trained weights go without -o (checkpoints.user_weights_dir), as the help names it: the
+# user data folder, not --data's; no word longer than an 80-column help's column (rich cuts those short)
+HELP_USER_WEIGHTS = "the weights folder of $STYLENORM_HOME, else of ~/.local/share/stylenorm"
 
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, default_factory: Any = dataclasses.MISSING,

@@ -9,10 +9,11 @@ from PIL import Image
 
 @pytest.fixture()
 def place(tmp_path, monkeypatch):
-    """A working folder holding a good photo, two tiny ones, a broken YAML file and a plain file."""
+    """A working folder holding a good photo, a painting, two tiny photos, a broken YAML file and a plain file."""
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save("ok.png")
+    Image.fromarray(rng.integers(0, 255, (80, 96, 3), dtype=np.uint8)).save("painting.png")
     Image.new("RGB", (1, 1)).save("tiny.png")
     Image.new("RGB", (3, 5)).save("t35.png")
     (tmp_path / "bad.yaml").write_text("steps: [1, 2\n")
@@ -119,6 +120,17 @@ CASES = [
     (["stylize", "ok.png", "--tile-size", "-1", "-o", "out.png"], "--tile-size -1 is below 64 px"),
     (["stylize", "ok.png", "--tile-size", "3", "-o", "out.png"], "--tile-size 3 is below 64 px"),
     (["stylize", "ok.png", "--style", "", "-o", "out.png"], "--style is empty"),
+    # add-style: every option checked before the VGG16 download or any work; 0 is not "the default"
+    (["add-style", "painting.png", "--name", "mine", "--steps", "0"], "--steps 0 is below 1"),
+    (["add-style", "painting.png", "--name", "mine", "--lr", "0"], "--lr 0.0 must be positive"),
+    (["diffusion", "export", "nothere", "-o", "m.safetensors"],
+     "no checkpoint in nothere; pass the run folder of a diffusion train run"),
+    # --vgg-format is checked also where no VGG16 is loaded; a file that is no VGG16 is named as such
+    (["stylize", "ok.png", "--vgg-format", "banana", "-o", "out.png"], "--vgg-format 'banana' is not a VGG16 format"),
+    (["add-style", "painting.png", "--name", "mine", "--vgg-format", "banana"], "--vgg-format 'banana'"),
+    (["train-style", "--vgg-format", "banana"], "--vgg-format 'banana' is not a VGG16 format"),
+    (["stylize", "ok.png", "--style", "painting.png", "--iterations", "1", "--vgg-weights", "nocard.safetensors",
+      "-o", "out.png"], "nocard.safetensors is not a VGG16: it lacks the conv keys 0.weight"),
 ]
 
 

@@ -130,6 +130,20 @@ def test_a_moved_run_resumed_with_its_preset_writes_where_it_is_now(tmp_path, ru
     assert [p.name for p in checkpoints.saved_checkpoints("moved")] == ["step_0000002", "step_0000004"]
 
 
+def test_an_export_never_replaces_a_model_silently(tmp_path, run, monkeypatch, one_thread):
+    monkeypatch.chdir(tmp_path)
+    diffusion_fit(tmp_path / "run", 2)
+    assert run("diffusion", "export", "run", "-o", "m.safetensors").returncode == 0
+    before = {p: p.read_bytes() for p in tmp_path.glob("m.*")}
+    r = run("diffusion", "export", "run", "-o", "m.safetensors", "--half")
+    assert r.returncode == 2 and r.stderr.count("error:") == 1
+    assert "error: m.safetensors already exists; pass --force to replace it or another -o" in r.stderr
+    assert {p: p.read_bytes() for p in tmp_path.glob("m.*")} == before
+    r = run("diffusion", "export", "run", "-o", "m.safetensors", "--half", "--force")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(Path("m.json").read_text())["dtype"] == "float16"
+
+
 def test_a_resume_from_a_checkpoint_directory_writes_into_its_run(tmp_path):
     run_dir = tmp_path / "run"
     checkpoints.save_training_state(checkpoints.checkpoint_dir(run_dir, 2), model={}, ema=None, state={"step": 2})

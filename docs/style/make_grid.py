@@ -1,4 +1,4 @@
-"""Regenerate the before/after pictures: each bundled demo photo in every shipped style.
+"""Regenerate the before/after pictures: each painting, then each bundled demo photo in every shipped style.
 
 Run from the repository root:  python docs/style/make_grid.py
 Every stylized picture is made by the real command line (`stylenorm stylize`);
@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "docs" / "style"
+PAINTINGS = REPO.parent / "shared" / "data" / "styles"
 PHOTOS = ["chelsea.png", "astronaut.png", "coffee.png", "rocket.jpg"]
 SIZE = 512  # longest side of each stylized picture (the size eval-style judges at)
 CELL = 300  # longest side of each cell in the grid (downscaled, so motifs keep their size relative to the photo)
@@ -26,7 +27,12 @@ def main() -> None:
     styles = [line.split("\t")[0].replace(" (default)", "") for line in subprocess.run(
         [sys.executable, "-m", "stylenorm", "styles"], check=True, capture_output=True, text=True, cwd=REPO,
     ).stdout.splitlines()]
-    rows = []
+    # the paintings on top (from ../shared, which users do not have: the row is left out without it)
+    paintings = [next(PAINTINGS.glob(f"{style}.*"), None) for style in styles]
+    rows = [[Image.new("RGB", (CELL, CELL), "white")] + [Image.open(p).convert("RGB") for p in paintings]] \
+        if all(paintings) else []
+    for cell in rows[0] if rows else []:
+        cell.thumbnail((CELL, CELL), Image.LANCZOS)
     work = Path(tempfile.mkdtemp(prefix="stylenorm_grid_"))
     for photo in PHOTOS:
         src = REPO / "stylenorm" / "data" / "demo" / photo
@@ -45,7 +51,7 @@ def main() -> None:
     heights = [max(c.height for c in row) for row in rows]
     grid = Image.new("RGB", (columns * CELL, label_h + sum(heights)), "white")
     draw = ImageDraw.Draw(grid)
-    for k, name in enumerate(["photo"] + styles):
+    for k, name in enumerate(["painting / photo"] + styles):
         draw.text((k * CELL + 6, 5), name, fill="black")
     y = label_h
     for row, height in zip(rows, heights):

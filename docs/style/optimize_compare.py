@@ -11,7 +11,8 @@ from stylenorm.style.train import load_style_image
 from stylenorm.images import save_image, to_uint8
 vgg,_ = load_loss_network('/work/shared/data/vgg16-caffe-hed.safetensors')
 from stylenorm.style.loss import load_vgg
-evgg,_ = load_vgg('/work/shared/data/vgg16-caffe-hed.safetensors', layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3"))
+from stylenorm.style.evaluate import EVAL_LAYERS
+evgg,_ = load_vgg("/work/shared/data/vgg16-caffe-hed.safetensors", layers=EVAL_LAYERS)
 import os; os.makedirs("/tmp/opt", exist_ok=True)
 photo_path = sys.argv[1]; painting=sys.argv[2]; work=int(sys.argv[3]); tag=sys.argv[4]
 configs = [json.loads(a) for a in sys.argv[5:]]

@@ -13,7 +13,9 @@ from typing import Any
 import torch
 
 from stylenorm.atomic import check_writable
-from stylenorm.checkpoints import export_model, latest_checkpoint, load_training_state, run_directory
+from stylenorm.checkpoints import (
+    WeightsError, export_model, latest_checkpoint, load_training_state, refuse_existing_model, run_directory,
+)
 from stylenorm.diffusion.config import DiffusionTrainConfig  # re-exported: its old home
 from stylenorm.diffusion.data import ImageData
 from stylenorm.diffusion.schedule import Diffusion
@@ -132,10 +134,16 @@ def train(config: DiffusionTrainConfig, resume: str | Path | None = None, progre
     return out_dir / "model.safetensors"
 
 
-def export_checkpoint(checkpoint: str | Path, output: str | Path, half: bool = False) -> Path:
-    """Write the EMA weights of a training checkpoint as a model with its card (e.g. into weights/)."""
+def export_checkpoint(checkpoint: str | Path, output: str | Path, half: bool = False, force: bool = False) -> Path:
+    """Write the EMA weights of a training checkpoint as a model with its card (e.g. into weights/);
+    an existing model at `output` is replaced only with `force`."""
     check_writable(output)
-    ckpt = latest_checkpoint(checkpoint)
+    refuse_existing_model(output, force, fix="another -o")
+    try:
+        ckpt = latest_checkpoint(checkpoint)
+    except WeightsError:  # its message speaks of resuming, which export does not
+        raise StylenormError(f"no checkpoint in {checkpoint}; pass the run folder of a diffusion train run "
+                             "(runs/..., holding checkpoints/step_*) or one of its checkpoints") from None
     model_sd, ema_sd, state = load_training_state(ckpt)
     if "card" not in state:
         raise StylenormError(f"{ckpt} was written before checkpoints held their model card; continue it with "

@@ -48,9 +48,13 @@ def add_style_config(painting: str | os.PathLike, name: str, *, steps: int | Non
                      data: str | os.PathLike | None = None, holdout: int = 0, lr: float | None = None,
                      style_weight: float | None = None, vgg_weights: str | os.PathLike | None = None,
                      vgg_format: str = "auto", output: str | os.PathLike | None = None,
-                     run_dir: str | os.PathLike | None = None, resume: bool = False, threads: int | None = None,
-                     checkpoint_every: int = 100, seed: int = 0) -> StyleTrainConfig:
-    """The train-style config that adds `painting` as style `name` to `base` (default: the shipped network)."""
+                     run_dir: str | os.PathLike | None = None, resume: bool = False, force: bool = False,
+                     threads: int | None = None, checkpoint_every: int = 100, seed: int = 0) -> StyleTrainConfig:
+    """The train-style config that adds `painting` as style `name` to `base` (default: the shipped network).
+
+    Its options are checked by train_style (check_config) before any work; None means the default,
+    so --steps 0 or --lr 0 is refused there, not replaced by the default.
+    """
     from stylenorm.style.optimize import MIN_PAINTING_SIDE, load_painting
     from stylenorm.devices import cpu_has_native_bf16
 
@@ -74,9 +78,10 @@ def add_style_config(painting: str | os.PathLike, name: str, *, steps: int | Non
         content_layer=card.get("content_layer"), style_layers=card.get("style_layers"),
         content_weight=weights.get("content"), tv_weight=weights.get("tv"),
         style_weight=style_weight if style_weight is not None else weights.get("style"),
-        steps=steps or DEFAULT_STEPS, lr=lr or DEFAULT_LR, vgg_weights=str(vgg_weights) if vgg_weights else None,
+        steps=DEFAULT_STEPS if steps is None else steps, lr=DEFAULT_LR if lr is None else lr,
+        vgg_weights=str(vgg_weights) if vgg_weights else None,
         vgg_format=vgg_format, mixed_precision="bf16" if cpu_has_native_bf16() else "no", threads=threads,
         checkpoint_every=checkpoint_every, preview_every=checkpoint_every, seed=seed,
-        resume=str(runs) if resume else None,
+        resume=str(runs) if resume else None, force=force,
         notes=f"add-style: {Path(painting).name} as style {name} of {base_path.name}, only its gamma/beta trained",
     )

@@ -9,13 +9,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stylenorm.config import (
-    HELP_CHECKPOINT_EVERY, HELP_CPU, HELP_GRAD_ACCUM, HELP_GRAD_CLIP, HELP_KEEP_CHECKPOINTS, HELP_MIXED_PRECISION,
-    HELP_RESUME, HELP_SEED, HELP_THREADS, setting,
+    HELP_CHECKPOINT_EVERY, HELP_CPU, HELP_FORCE, HELP_GRAD_ACCUM, HELP_GRAD_CLIP, HELP_KEEP_CHECKPOINTS,
+    HELP_MIXED_PRECISION, HELP_RESUME, HELP_SEED, HELP_THREADS, HELP_USER_WEIGHTS, setting,
 )
+from stylenorm.errors import StylenormError
 from stylenorm.norm_specs import SPEC_HELP
 from stylenorm.style.loss_recipes import LOSS_NAMES, loss_recipe
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
+VGG_FORMATS = ("auto", "caffe", "torchvision")
+# Every photo is stylized with its long side at this size (divided by --style-scale) and resized
+# back, so brush strokes take the same fraction of the picture whatever its size: the networks
+# learned their motifs' size in pixels (256 px crops of whole photos), so a 400 px portrait
+# stylized as it was got strokes as big as its faces, and a 12 MP photo pixel-sized ones. 512 px
+# was chosen by looking at the shipped networks on the demo photos (docs/style.md); 1024 px gave
+# a fine embossed texture.
+STYLE_REFERENCE_SIZE = 512
 
 
 @dataclass
@@ -25,9 +34,11 @@ class StyleTrainConfig:
                                 help="Style image (repeat for a multi-style network); its file name names the style.")
     data: str | None = setting(None, help="Folder of content photos.")
     holdout: int = setting(0, help="Photos of --data never trained on (a fixed split, the same for every seed).")
-    name: str = setting("style", help="Model name: <data folder>/weights/<name>.safetensors by default.")
+    name: str = setting("style",
+                        help=f"Model name; without -o the weights go to <name>.safetensors in {HELP_USER_WEIGHTS}.")
     output: str | None = setting(None, short="-o",
-                                 help="Weights file to write (default: your data folder's weights/<name>.safetensors).")
+                                 help=f"Weights file to write; default: <name>.safetensors in {HELP_USER_WEIGHTS}.")
+    force: bool = setting(False, help=HELP_FORCE)
     run_dir: str | None = setting(None, help="Checkpoints and previews (default runs/style/<name>).")
     norm: str = setting("in", help=f"Norm spec: {SPEC_HELP}.")
     image_size: int = setting(256, help="Square training crop size.")
@@ -83,3 +94,11 @@ class StyleTrainConfig:
             content_layer=self.content_layer or recipe.content_layer,
             style_layers=list(self.style_layers or recipe.style_layers),
         )
+
+
+def check_vgg_format(value: str) -> str:
+    """--vgg-format is one of VGG_FORMATS, checked where it is read, also when no VGG is loaded
+    (--vgg-format banana was accepted wherever the loss network was not needed)."""
+    if value not in VGG_FORMATS:
+        raise StylenormError(f"--vgg-format {value!r} is not a VGG16 format; use {', '.join(VGG_FORMATS)}")
+    return value

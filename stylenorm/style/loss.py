@@ -109,6 +109,10 @@ def load_vgg_file(path: str | os.PathLike, fmt: str = "auto") -> tuple[dict[str,
         if not isinstance(sd, dict):
             raise VGGWeightsError(f"{path} does not hold a state dict; pass a VGG16 state dict file")
     sd = _strip_features_prefix(sd)
+    first = sd.get("0.weight")
+    if first is None or tuple(first.shape) != (64, 3, 3, 3):  # e.g. a style network: no format to tell
+        raise VGGWeightsError(f"{path} is not a VGG16: it lacks the conv keys 0.weight, 2.weight, ... of torchvision's "
+                              "vgg16().features (0.weight: 64x3x3x3); pass a VGG16 file to --vgg-weights")
     if fmt == "auto":
         fmt = metadata.get("format", "").lower()
         if fmt not in ("caffe", "torchvision"):

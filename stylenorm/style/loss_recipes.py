@@ -41,12 +41,12 @@ class LossRecipe:
 LOSS_RECIPES = {
     "gatys": LossRecipe(
         "gatys", ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), "relu4_2",
-        LossWeights(content=5.0, style=1e7, tv=0.0), False,
+        LossWeights(content=5.0, style=1e5, tv=0.0), False,
         "Gatys et al. 2016: style Gram at relu1_1 ... relu5_1, content at relu4_2 (the optimisation mode's)"),
     "johnson": LossRecipe(
-        "johnson", ("relu1_2", "relu2_2", "relu3_3", "relu4_3"), "relu3_3",
-        LossWeights(content=1.0, style=2e6, tv=0.01), False,
-        "Johnson et al. 2016: style Gram at relu1_2, relu2_2, relu3_3, relu4_3, content at relu3_3 (the networks')"),
+        "johnson", ("relu1_2", "relu2_2", "relu3_3", "relu4_3"), "relu2_2",
+        LossWeights(content=1.0, style=1e6, tv=0.01), False,
+        "Johnson et al. 2016: style Gram at relu1_2, relu2_2, relu3_3, relu4_3, content at relu2_2 (the networks')"),
     "relative": LossRecipe(
         "relative", ("relu1_2", "relu2_2", "relu3_3", "relu4_3"), "relu2_2",
         LossWeights(content=1.0, style=5.0, tv=1e-4), True,

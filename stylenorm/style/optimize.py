@@ -279,7 +279,7 @@ def optimize_many(inputs: list[Path], painting: Path, output: Path | None, vgg: 
             y = strength * y + (1 - strength) * x
         save_image(dst, to_uint8(y), alpha)
 
-    return process_each(list(zip(files, output_paths(files, inputs, output, painting.stem))), work, report)
+    return process_each(list(zip(files, output_paths(files, inputs, output, painting.stem, report=report))), work, report)
 
 
 def load_loss_network(vgg_weights: str | os.PathLike | None, vgg_format: str = "auto") -> tuple[VGGFeatures, str]:

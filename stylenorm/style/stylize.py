@@ -34,6 +34,7 @@ from stylenorm.images import (
     DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, list_images, load_image, made_by_stylenorm, save_image, to_tensor,
     to_uint8,
 )
+from stylenorm.style.config import STYLE_REFERENCE_SIZE
 from stylenorm.style.net import ConvLayer, TransformerNet, UpsampleConv
 from stylenorm.style.tiling import exact_stylize, shares_image_statistics, tiled_stylize
 
@@ -43,11 +44,7 @@ TILE_ABOVE_PIXELS = 4_000_000  # float32 on a CPU: beyond this a single pass nee
 # 995 MiB in float32 and 416 MiB on the bf16 path at 1024x1024 (CPU).
 PASS_BYTES_PER_PIXEL = {torch.float32: 1050, torch.bfloat16: 450, torch.float16: 450}
 
-# Every photo is stylized with its long side at this size (divided by --style-scale) and
-# resized back, so brush strokes take the same fraction of the picture whatever its size:
-# the networks learned their motifs' size in pixels, so a 400 px portrait stylized as it is
-# got strokes as big as its faces, and a 12 MP photo pixel-sized ones.
-STYLE_REFERENCE_SIZE = 1024
+
 # The smallest photo side: the 9x9 input conv reflect-pads by 4 (which needs more than 4 px),
 # and the two stride-2 convs leave a quarter of it for the 3x3 residual convs' padding.
 MIN_PHOTO_SIDE = 16
@@ -440,11 +437,18 @@ def _file_key(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def _someone_elses(path: Path) -> bool:
+    """Whether `path` exists and is not one of our earlier outputs (a photo the user made, a folder)."""
+    return path.exists() and not made_by_stylenorm(path)
+
+
 def output_paths(inputs: list[Path], given: list[Path], output: Path | None, label: str,
-                 suffixes: dict[Path, str] | None = None) -> list[Path]:
+                 suffixes: dict[Path, str] | None = None, report: Callable[[str], None] | None = None) -> list[Path]:
     """Where each result goes: beside the input by default; -o is a file for one input, else a folder.
 
     Never an input's own path; two inputs with the same name get distinct outputs (_2, _3, ...).
+    At a default name (no -o) only our own earlier output is replaced: a file the user made there
+    (robin_starry_night.jpg) is kept and the next free name taken, with a note through `report`.
     suffixes: the output suffix of some inputs (clips; "" for a folder of frames).
     """
     suffixes = suffixes or {}
@@ -461,10 +465,14 @@ def output_paths(inputs: list[Path], given: list[Path], output: Path | None, lab
             dst = output
         else:
             dst = output / name
+        # -o replaces as asked; clips and frame folders carry no tag telling ours from the user's
+        keep_theirs = output is None and src not in suffixes
         candidate, n = dst, 1
-        while candidate in paths:
+        while candidate in paths or (keep_theirs and _someone_elses(candidate)):
             n += 1
             candidate = dst.with_name(f"{dst.stem}_{n}{dst.suffix}")
+        if candidate != dst and keep_theirs and report is not None and _someone_elses(dst):
+            report(f"note: {dst} is not a stylenorm output, so it is kept; writing {candidate}")
         paths.append(candidate)
     by_path = {src.resolve(): src for src in inputs}
     by_file = {key: src for src in inputs if (key := _file_key(src)) is not None}
@@ -522,4 +530,4 @@ def stylize_many(choice: StyleChoice, inputs: list[Path], output: Path | None, *
         else:
             stylize_file(choice, src, dst, **options)
 
-    return process_each(list(zip(files, output_paths(files, inputs, output, choice.label, clips))), work, report)
+    return process_each(list(zip(files, output_paths(files, inputs, output, choice.label, clips, report))), work, report)

@@ -18,13 +18,15 @@ import torch
 from PIL import Image
 
 from stylenorm.checkpoints import (
-    export_model, latest_checkpoint, load_training_state, refuse_shipped_output, run_directory, user_weights_dir,
+    export_model, latest_checkpoint, load_training_state, refuse_existing_model, refuse_shipped_output, run_directory,
+    user_weights_dir,
 )
 from stylenorm.errors import StylenormError
 from stylenorm.images import (
     ImageError, list_images, load_image, skipped_record, to_tensor, to_uint8, usable_images, warn_skipped,
 )
 from stylenorm.style.config import DEMO_DIR, StyleTrainConfig  # re-exported: its old home
+from stylenorm.style.config import check_vgg_format
 from stylenorm.style.loss_recipes import loss_recipe
 from stylenorm.style.net import TransformerNet, net_config
 
@@ -167,6 +169,7 @@ def check_config(cfg: StyleTrainConfig) -> None:
     if not cfg.lr > 0:
         raise StylenormError(f"--lr {cfg.lr} must be positive (e.g. 1e-3)")
     loss_recipe(cfg.loss)  # an unknown --loss names the valid ones
+    check_vgg_format(cfg.vgg_format)  # also when --vgg-weights is not given and the format is not used
     for name in ("content_weight", "style_weight", "tv_weight", "layout_weight"):
         value = getattr(cfg, name)
         if value is not None and not (math.isfinite(value) and value >= 0):
@@ -191,6 +194,9 @@ def train_style(cfg: StyleTrainConfig, progress: bool = True) -> Path:
             raise StylenormError(f"style image not found: {s}; pass an existing image to --style")
     output = Path(cfg.output) if cfg.output else user_weights_dir() / f"{cfg.name}.safetensors"
     refuse_shipped_output(output)
+    # a second run of one --name replaced the first model without a word; a --resume continues
+    # the model it writes, so it is no replacement
+    refuse_existing_model(output, force=cfg.force or cfg.resume is not None)
     if cfg.run_dir:
         run_dir = Path(cfg.run_dir)
     elif cfg.resume:  # where the run is now (it may have been copied or moved), not runs/style/<name>

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -32,7 +33,7 @@ def loss_vgg(tiny_vgg):
 def test_optimization_lowers_the_loss_and_keeps_the_photo_size(loss_vgg, tiny_data, photo, one_thread):
     x = to_tensor(np.asarray(Image.open(photo).resize((128, 128))))
     history: list[dict] = []
-    options = opt.OptimizeOptions(iterations=8, coarse_share=0.5)
+    options = opt.OptimizeOptions(iterations=8, coarse_share=0.5, style_weight=1e7)  # the random VGG's Gram scale
     y = opt.optimize_image(x, tiny_data["style_a"], loss_vgg, options, history=history)
     assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
     assert len(history) == 8 and [h["side"] for h in history] == [64] * 4 + [128] * 4  # coarse, then full size
@@ -191,6 +192,26 @@ def test_add_style_resumes(tiny_vgg, tiny_data, base, run, user_data_folder, one
     assert r.returncode == 0, r.stderr
     card = json.loads((user_data_folder / "weights" / "mine.json").read_text())
     assert card["steps"] == 2 and card["styles"] == ["alpha", "beta", "mine"]
+
+
+def test_add_style_never_replaces_a_model_silently(tmp_path, tiny_vgg, tiny_data, base, run, user_data_folder,
+                                                  one_thread):
+    theirs = save_model(tmp_path / "theirs.safetensors", load_model(base)[0], {"kind": "style"})
+    before = theirs.read_bytes(), theirs.with_suffix(".json").read_bytes()
+    r = _add(run, tiny_vgg, tiny_data, base, "--steps", "1", "-o", str(theirs))
+    assert r.returncode == 2 and r.stderr.count("error:") == 1, r.stderr
+    assert f"{theirs} already exists; pass --force to replace it" in r.stderr
+    assert (theirs.read_bytes(), theirs.with_suffix(".json").read_bytes()) == before
+    assert not (user_data_folder / "runs").exists()  # refused before any work
+    r = _add(run, tiny_vgg, tiny_data, base, "--steps", "1", "-o", str(theirs), "--force")
+    assert r.returncode == 0, r.stderr
+    assert load_model(theirs)[1]["styles"] == ["alpha", "beta", "mine"]
+    # the default place: a second add-style of one name says so (its --resume goes on: test_add_style_resumes)
+    shutil.rmtree(user_data_folder / "runs")  # add-style's run folder is per NAME: the -o runs used it
+    assert _add(run, tiny_vgg, tiny_data, base, "--steps", "1").returncode == 0
+    r = _add(run, tiny_vgg, tiny_data, base, "--steps", "1")
+    mine = user_data_folder / "weights" / "mine.safetensors"
+    assert r.returncode == 2 and f"{mine} already exists; pass --force" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("case", ["shipped_name", "base_name", "bad_name", "not_an_image"])

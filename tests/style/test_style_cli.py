@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -153,6 +154,24 @@ def test_rerunning_on_a_folder_skips_its_earlier_outputs(tmp_path, run):
     assert "skipped 1 earlier" in r.stdout
 
 
+def test_a_default_output_name_never_replaces_a_picture_the_user_made(tmp_path, run):
+    from stylenorm.images import made_by_stylenorm
+
+    src = _photo(tmp_path / "robin.jpg")
+    theirs, ours = _photo(tmp_path / "robin_starry_night.jpg", 5), tmp_path / "robin_starry_night_2.jpg"
+    before = theirs.read_bytes()
+    for _ in range(2):  # the second run replaces its own earlier output, not the user's picture
+        r = run("stylize", str(src), "--max-size", "32")
+        assert r.returncode == 0, r.stderr
+        assert f"note: {theirs} is not a stylenorm output, so it is kept; writing {ours}" in r.stderr
+        assert f"wrote {ours}" in r.stdout and theirs.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name, theirs.name, ours.name]
+    assert made_by_stylenorm(ours)
+    r = run("stylize", str(src), "--max-size", "32", "-o", str(theirs))  # -o replaces, as asked
+    assert r.returncode == 0 and "note:" not in r.stderr, r.stderr
+    assert made_by_stylenorm(theirs)
+
+
 def test_tiling_a_network_that_cannot_be_tiled_is_one_error_line(tmp_path, run):
     from stylenorm.checkpoints import save_model
     from stylenorm.style.net import TransformerNet, net_config
@@ -213,6 +232,39 @@ def test_a_trained_style_is_found_by_name_and_never_replaces_a_shipped_one(tmp_p
     r = run("stylize", src.name, "--style", "mine.safetensors")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "p_mine.png").is_file()  # named after --name
+
+
+def test_a_trained_model_is_replaced_only_with_force_or_by_its_own_resume(tmp_path, tiny_vgg, tiny_data, run,
+                                                                         user_data_folder):
+    train = ["train-style", "--style", str(tiny_data["style_a"]), "--data", str(tiny_data["content"]),
+             "--vgg-weights", str(tiny_vgg), "--image-size", "32", "--style-size", "48", "--checkpoint-every", "1",
+             "--preview-every", "0"]  # the default --name: style
+    assert run(*train, "--steps", "1", "--run-dir", str(tmp_path / "first")).returncode == 0
+    weights = user_data_folder / "weights" / "style.safetensors"
+    first = weights.read_bytes(), weights.with_suffix(".json").read_bytes()
+    # another run of the name (from another folder, say, so runs/style/style holds no checkpoints)
+    r = run(*train, "--steps", "1", "--run-dir", str(tmp_path / "second"))
+    assert r.returncode == 2 and r.stderr.count("error:") == 1 and "Traceback" not in r.stderr
+    assert f"error: {weights} already exists; pass --force to replace it or -o FILE / another --name" in r.stderr
+    assert (weights.read_bytes(), weights.with_suffix(".json").read_bytes()) == first
+    assert not (tmp_path / "second").exists()  # refused before any work
+    # its own --resume continues the model; --force replaces it
+    r = run(*train, "--steps", "2", "--resume", str(tmp_path / "first"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(weights.with_suffix(".json").read_text())["steps"] == 2
+    r = run(*train, "--steps", "1", "--run-dir", str(tmp_path / "second"), "--force")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(weights.with_suffix(".json").read_text())["steps"] == 1
+
+
+def test_train_style_help_names_the_user_data_folder_not_data(run, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # one help line per option: no word cut short
+    r = run("train-style", "--help")
+    assert r.returncode == 0
+    for option in ("--name", "--output"):
+        line = next(line for line in r.stdout.splitlines() if f" {option} " in line)
+        assert "the weights folder of $STYLENORM_HOME, else of ~/.local/share/stylenorm" in line, line
+    assert "data folder" not in r.stdout
 
 
 @pytest.mark.parametrize("option,value", [("--steps", "0"), ("--batch-size", "0"), ("--image-size", "0"),

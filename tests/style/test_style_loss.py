@@ -48,6 +48,15 @@ def test_format_unknown_asks_the_user(tmp_path):
     assert fmt == "caffe"
 
 
+@pytest.mark.parametrize("fmt", ["auto", "caffe"])
+def test_a_file_that_is_no_vgg16_is_named_as_such(fmt):
+    from stylenorm.checkpoints import shipped_weights
+
+    # the shipped style network: not "caffe or torchvision?", whatever --vgg-format says
+    with pytest.raises(StylenormError, match=r"styles.safetensors is not a VGG16: it lacks the conv keys 0.weight"):
+        load_vgg_file(shipped_weights("styles"), fmt)
+
+
 def test_torchvision_pth_with_features_prefix(tmp_path):
     sd = {f"features.{k}": v for k, v in loss_mod.vgg16_trunk(22).state_dict().items()}
     sd["classifier.0.weight"] = torch.zeros(2, 2)

@@ -69,7 +69,7 @@ def test_outputs_card_checkpoints_and_previews(tiny_vgg, tiny_data, tmp_path):
     assert card["styles"] == ["stripes", "dots"] and card["num_styles"] == 2 and card["steps"] == 4
     assert card["image_size"] == 32 and "caffe" in card["loss_network"]
     # the loss is recorded with the layers and weights it filled in (Johnson et al.'s by default)
-    assert card["loss"] == "johnson" and card["content_layer"] == "relu3_3"
+    assert card["loss"] == "johnson" and card["content_layer"] == "relu2_2"
     assert card["style_layers"] == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
     assert card["loss_weights"]["style"] == 10.0 and card["loss_weights"]["content"] == 1.0
     assert set(card["final_losses"]) >= {"content", "style", "total"} and card["date"]
