@@ -55,7 +55,11 @@ def test_onnx_matches_stylize_fp32_on_a_photo_at_its_own_size(exported, tmp_path
     # rocket.jpg is 640x427: 427 is not divisible by 4, so padding and cropping are exercised
     src = DEMO / "rocket.jpg"
     dst = tmp_path / "rocket_stylized.png"
-    result = run("stylize", str(src), "--style", BLEND, "--precision", "fp32", "-o", str(dst))
+    from stylenorm.style import stylize as sty
+
+    # stylize paints at STYLE_REFERENCE_SIZE / --style-scale on the long side: this scale is the photo's own size
+    scale = sty.STYLE_REFERENCE_SIZE / 640
+    result = run("stylize", str(src), "--style", BLEND, "--precision", "fp32", "--style-scale", str(scale), "-o", str(dst))
     assert result.returncode == 0, result.stderr
     reference = to_tensor(load_image(dst).rgb)
     x = to_tensor(load_image(src).rgb)
