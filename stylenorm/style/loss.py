@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylenorm.errors import StylenormError
+from stylenorm.style.config import VGG_FORMATS
 from stylenorm.style.loss_recipes import LOSS_NAMES, LOSS_RECIPES, LossRecipe, LossWeights, loss_recipe  # noqa: F401
 
 # relu taps in torchvision's vgg16().features numbering
@@ -40,6 +41,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 CAFFE_FEATURE_SCALE = 255.0 * 0.226  # mean ImageNet std in 0-255 units
 TORCHVISION_URL_NAME = "vgg16-397923af.pth"
+FILE_FORMATS = tuple(f for f in VGG_FORMATS if f != "auto")  # what a weights file can be in
 
 
 class VGGWeightsError(StylenormError):
@@ -115,7 +117,7 @@ def load_vgg_file(path: str | os.PathLike, fmt: str = "auto") -> tuple[dict[str,
                               "vgg16().features (0.weight: 64x3x3x3); pass a VGG16 file to --vgg-weights")
     if fmt == "auto":
         fmt = metadata.get("format", "").lower()
-        if fmt not in ("caffe", "torchvision"):
+        if fmt not in FILE_FORMATS:
             if path.name == TORCHVISION_URL_NAME or path.suffix in (".pth", ".pt"):
                 fmt = "torchvision"
             else:
@@ -123,8 +125,8 @@ def load_vgg_file(path: str | os.PathLike, fmt: str = "auto") -> tuple[dict[str,
                     f"cannot tell whether {path} is in caffe or torchvision format (no 'format' in its "
                     "metadata); say which with --vgg-format caffe|torchvision"
                 )
-    if fmt not in ("caffe", "torchvision"):
-        raise VGGWeightsError(f"unknown VGG format {fmt!r}; use caffe or torchvision")
+    if fmt not in FILE_FORMATS:
+        raise VGGWeightsError(f"unknown VGG format {fmt!r}; use {' or '.join(FILE_FORMATS)}")
     return sd, fmt
 
 
