@@ -70,7 +70,14 @@ def train_style_cmd(config: Config = None, **overrides) -> None:
     """Train a style network (several --style images make one multi-style network)."""
     from stylenorm.style.train import train_style
 
-    typer.echo(f"wrote {train_style(build_config(StyleTrainConfig, config, overrides))}")
+    started_with = None
+    if overrides.get("resume"):
+        from stylenorm.checkpoints import run_options
+
+        # alone, --resume continues with the options the run was started with; the run folder is
+        # where the run is now (train_style finds it from --resume), not where it was started
+        started_with = {k: v for k, v in run_options(overrides["resume"]).items() if k not in ("run_dir", "force")}
+    typer.echo(f"wrote {train_style(build_config(StyleTrainConfig, config, overrides, started_with))}")
 
 
 @app.command("stylize")
@@ -149,7 +156,7 @@ def add_style_cmd(
     vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="Local VGG16 file (default: torchvision's, downloaded once)."),
     vgg_format: VggFormat = "auto",
     output: Optional[Path] = typer.Option(None, "-o", "--output", help=f"Weights file; default: NAME.safetensors in {HELP_USER_WEIGHTS}."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the last add-style run of this NAME."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the last add-style run of this NAME (or -o)."),
     force: bool = typer.Option(False, "--force", help=HELP_FORCE),
     threads: Threads = None,
 ) -> None:
@@ -160,6 +167,15 @@ def add_style_cmd(
     cfg = add_style_config(painting, name, steps=steps, base=base, data=data, holdout=holdout, lr=lr,
                            style_weight=style_weight, vgg_weights=vgg_weights, vgg_format=vgg_format, output=output,
                            resume=resume, force=force, threads=threads)
+    if force and not resume:
+        import shutil
+
+        from stylenorm.style.train import check_config
+
+        check_config(cfg)
+        # add-style's run folder is its own, per NAME (it has no --run-dir): --force, which replaces the
+        # model, starts it afresh too, or an earlier run's checkpoints would refuse the new run
+        shutil.rmtree(cfg.run_dir, ignore_errors=True)
     path = train_style(cfg)
     typer.echo(f"wrote {path}; use it with: stylenorm stylize PHOTO --style {name}")
 
@@ -215,17 +231,17 @@ def diffusion_train(
     **overrides,
 ) -> None:
     """Train the diffusion U-Net (DDPM) and write <run-dir>/model.safetensors (EMA weights + card)."""
-    from stylenorm.diffusion.train import resume_config, train
+    from stylenorm.diffusion.train import train
 
-    if resume is not None and config is None:
-        cfg = resume_config(resume, overrides)  # continue with the options the run was started with
-    else:
-        if resume is not None and overrides.get("output_dir") is None:
-            from stylenorm.checkpoints import run_directory
+    started_with = None
+    if resume is not None:
+        from stylenorm.checkpoints import run_directory, run_options
 
-            # a preset's output_dir names where the run was started, not where it is now
-            overrides = {**overrides, "output_dir": str(run_directory(resume))}
-        cfg = build_config(DiffusionTrainConfig, config, overrides)
+        # alone, --resume continues with the options the run was started with; a preset's output_dir
+        # names where the run was started, not where it is now (it may have been moved)
+        started_with = run_options(resume)
+        overrides = {**overrides, "output_dir": overrides.get("output_dir") or str(run_directory(resume))}
+    cfg = build_config(DiffusionTrainConfig, config, overrides, started_with)
     typer.echo(f"model written to {train(cfg, resume=resume)}")
 
 
@@ -247,7 +263,7 @@ def diffusion_sample(
     """Draw samples from a trained diffusion model (works offline with the shipped MNIST model)."""
     from stylenorm.diffusion.sample import check_output, generate, load_diffusion_model, parse_labels, save_samples
 
-    check_output(output)  # before minutes of sampling, not after
+    check_output(output, num_samples)  # before minutes of sampling, not after
     if nrow is not None and nrow < 1:
         raise StylenormError(f"--nrow {nrow} is below 1; pass the number of images per grid row")
     loaded = load_diffusion_model(weights, device)
@@ -478,6 +494,8 @@ def main() -> None:
     except StylenormError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C: what was interrupted said its last line (e.g. how to resume)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

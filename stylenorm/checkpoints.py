@@ -223,10 +223,23 @@ def latest_checkpoint(run_or_checkpoint: str | os.PathLike) -> Path:
     path = Path(run_or_checkpoint)
     if (path / "state.pt").is_file():
         return path
+    if not path.exists():
+        raise WeightsError(f"{path} does not exist; pass the run folder a training wrote its checkpoints to "
+                           "(e.g. runs/style/NAME), or one of its checkpoints/step_*")
+    if not (path / "checkpoints").is_dir():
+        raise WeightsError(f"{path} is not a run folder (no checkpoints/step_* in it); pass the run folder a "
+                           "training wrote its checkpoints to (e.g. runs/style/NAME)")
     candidates = saved_checkpoints(path)
     if not candidates:
-        raise WeightsError(f"no checkpoint to resume from in {path}; pass a run directory with checkpoints/step_*")
+        raise WeightsError(f"the run folder {path} holds no complete checkpoint yet (the first is written after "
+                           "--checkpoint-every steps); start the run again")
     return candidates[-1]
+
+
+def run_options(run_or_checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """The options a run was started with (saved in its latest checkpoint), so `--resume RUN` alone continues it."""
+    _, _, state = load_training_state(latest_checkpoint(run_or_checkpoint))
+    return dict(state.get("config", {}))
 
 
 # stylenorm/weights links to the top-level weights/ in a clone and is a folder in the wheel

@@ -65,9 +65,12 @@ def resolve_config(name_or_path: str) -> Path:
     raise StylenormError(f"config {name_or_path!r} is neither a file nor a preset; presets: {known}")
 
 
-def build_config(cls: type[T], config: str | os.PathLike | None, overrides: dict[str, Any]) -> T:
-    """Defaults of `cls`, then the config file's values, then every override that is not None."""
-    values: dict[str, Any] = {}
+def build_config(cls: type[T], config: str | os.PathLike | None, overrides: dict[str, Any],
+                 started_with: dict[str, Any] | None = None) -> T:
+    """Defaults of `cls`, then the options a resumed run was `started_with` (checkpoints.run_options;
+    names `cls` no longer has are dropped), then the config file's values, then every override that is not None."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {k: v for k, v in (started_with or {}).items() if k in fields}
     if config is not None:
         path = resolve_config(str(config))
         try:
@@ -81,7 +84,6 @@ def build_config(cls: type[T], config: str | os.PathLike | None, overrides: dict
             raise StylenormError(f"config {path} must be a mapping of option: value")
         values.update(loaded)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - fields)
     if unknown:
         raise StylenormError(f"unknown config option(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")

@@ -1,8 +1,19 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+from stylenorm.checkpoints import user_weights_dir
+
+# The user's real data folder, as the environment the tests started in names it (before any fixture).
+REAL_USER_FOLDER = user_weights_dir().parent
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()} \
+        if folder.is_dir() else {}
 
 
 @pytest.fixture
@@ -14,9 +25,21 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def real_user_folder_untouched():
+    """The suite never writes into the user's real data folder (a run once left a classifier there):
+    the same files, sizes and times after the last test as before the first."""
+    before = _snapshot(REAL_USER_FOLDER)
+    yield
+    after = _snapshot(REAL_USER_FOLDER)
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    assert not changed, f"the tests wrote into the real user data folder {REAL_USER_FOLDER}: {changed[:5]}"
+
+
 @pytest.fixture(autouse=True)
 def user_data_folder(tmp_path_factory, monkeypatch):
-    """Weights a test trains without -o go to a fresh user data folder, never into the real one."""
+    """Weights a test trains without -o go to a fresh user data folder, never into the real one;
+    subprocesses inherit it (a test that builds its own environment must pass STYLENORM_HOME on)."""
     home = tmp_path_factory.mktemp("stylenorm_home")
     monkeypatch.setenv("STYLENORM_HOME", str(home))
     return home

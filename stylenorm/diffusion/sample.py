@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from stylenorm.atomic import atomic_directory, atomic_output, check_writable
 from stylenorm.checkpoints import WeightsError, load_into, load_model, shipped_weights
@@ -94,6 +95,8 @@ def generate(loaded: LoadedModel, num_samples: int = 64, sampler: str | None = N
     device = next(loaded.model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     out = []
+    # beside each batch's step bar, one over all images when there are several batches (its rate gives the time left)
+    overall = tqdm(total=num_samples, unit="img", desc="samples", disable=not progress or num_samples <= batch_size)
     for start in range(0, num_samples, batch_size):
         n = min(batch_size, num_samples - start)
         batch_labels = labels[start:start + n].to(device) if labels is not None else None
@@ -107,7 +110,14 @@ def generate(loaded: LoadedModel, num_samples: int = 64, sampler: str | None = N
         else:
             out.append(loaded.diffusion.ddim_sample(denoise, shape, generator, steps=steps, eta=eta,
                                                     device=device, progress=progress))
+        overall.update(n)
+    overall.close()
     return torch.cat(out).clamp(-1, 1).cpu()
+
+
+# The most samples one grid picture shows (64 x 64 of them; MNIST's make a 1,900 px square): beyond it a
+# grid is too large to look at, and -o DIR/ writes every sample as its own file (grid.png: the first ones).
+MAX_GRID_IMAGES = 4096
 
 
 def samples_to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -144,11 +154,16 @@ def _is_folder_output(output: str | os.PathLike) -> bool:
     return str(output).endswith(("/", os.sep)) or Path(output).is_dir()
 
 
-def check_output(output: str | os.PathLike) -> None:
-    """Refuse an output that is neither an image file nor a folder."""
-    if not _is_folder_output(output) and Path(output).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+def check_output(output: str | os.PathLike, num_samples: int = 1) -> None:
+    """Refuse an output that is neither an image file nor a folder, and a grid picture of more than
+    MAX_GRID_IMAGES samples (-o DIR/ writes any number, one PNG each)."""
+    folder = _is_folder_output(output)
+    if not folder and Path(output).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         raise StylenormError(f"output {output} is neither an image file (.png) nor a folder (end it with /); fix -o")
-    check_writable(output, folder=_is_folder_output(output))
+    if not folder and num_samples > MAX_GRID_IMAGES:
+        raise StylenormError(f"-n {num_samples} would make one grid picture of {num_samples} samples; write one PNG "
+                             f"per sample with -o DIR/, or ask for at most {MAX_GRID_IMAGES} in a grid")
+    check_writable(output, folder=folder)
 
 
 def save_samples(images: torch.Tensor, output: str | os.PathLike, nrow: int | None = None) -> Path:
@@ -163,6 +178,6 @@ def save_samples(images: torch.Tensor, output: str | os.PathLike, nrow: int | No
             for i, arr in enumerate(samples_to_uint8(images)):
                 with atomic_output(tmp / f"sample_{i:04d}.png") as f:
                     Image.fromarray(arr).save(f)
-            save_grid(images, tmp / "grid.png", nrow)
+            save_grid(images[:MAX_GRID_IMAGES], tmp / "grid.png", nrow)
         return path
     return save_grid(images, path, nrow)

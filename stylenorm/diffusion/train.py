@@ -6,7 +6,6 @@ Its options (DiffusionTrainConfig) are in diffusion/config.py; the loop is the s
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import torch
 
 from stylenorm.atomic import check_writable
 from stylenorm.checkpoints import (
-    WeightsError, export_model, latest_checkpoint, load_training_state, refuse_existing_model, run_directory,
+    WeightsError, export_model, latest_checkpoint, load_training_state, refuse_existing_model,
 )
 from stylenorm.diffusion.config import DiffusionTrainConfig  # re-exported: its old home
 from stylenorm.diffusion.data import ImageData
@@ -103,21 +102,6 @@ def training_batch(data: ImageData, idx: torch.Tensor, num_classes: int, drop_pr
     return x0, labels.to(device)
 
 
-def resume_config(resume: str | Path, overrides: dict[str, Any]) -> DiffusionTrainConfig:
-    """The configuration a checkpoint was trained with, with the options given now on top.
-
-    So `--resume RUN` alone continues a run started from a preset; an option that
-    changes the architecture is then refused by the compatibility check in `train`.
-    """
-    _, _, state = load_training_state(latest_checkpoint(resume))
-    known = {f.name for f in dataclasses.fields(DiffusionTrainConfig)}
-    values = {k: v for k, v in state.get("config", {}).items() if k in known}
-    # the run continues where it is now, not where it was first written (it may have been copied or moved)
-    values["output_dir"] = str(run_directory(resume))
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return DiffusionTrainConfig(**values)
-
-
 def train(config: DiffusionTrainConfig, resume: str | Path | None = None, progress: bool = True) -> Path:
     """Train, checkpointing as it goes; returns the path of the final EMA model."""
     from stylenorm.diffusion.task import DiffusionTask  # the task builds on this module
@@ -130,6 +114,7 @@ def train(config: DiffusionTrainConfig, resume: str | Path | None = None, progre
         checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
         preview_every=config.sample_every, eval_every=config.eval_every, threads=config.threads, cpu=config.cpu,
         resume=resume, output=out_dir / "model.safetensors", progress=progress, desc="diffusion",
+        resume_command=f"stylenorm diffusion train --resume {out_dir}",
     ))
     return out_dir / "model.safetensors"
 

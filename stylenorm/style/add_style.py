@@ -67,7 +67,8 @@ def add_style_config(painting: str | os.PathLike, name: str, *, steps: int | Non
     card = read_card(base_path)
     if name in (card.get("styles") or []):
         raise StylenormError(f"--name {name} is already a style of {base_path.name}; pick another name")
-    runs = Path(run_dir) if run_dir else user_weights_dir().parent / "runs" / "add-style" / name
+    # one run folder per model file (NAME.safetensors, or -o's), so runs for two outputs never meet
+    runs = Path(run_dir) if run_dir else user_weights_dir().parent / "runs" / "add-style" / out.stem
     weights = card.get("loss_weights") or {}
     return StyleTrainConfig(
         styles=[str(painting)], data=str(data or DEMO_DIR), holdout=holdout, name=name, output=str(out),

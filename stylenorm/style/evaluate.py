@@ -327,7 +327,7 @@ def eval_photos(photos: Sequence[Path], data: Path | None, holdout: int, demo: b
     from stylenorm.style.stylize import expand_inputs
     from stylenorm.style.train import DEMO_DIR, ContentPhotos
 
-    chosen, _ = expand_inputs(list(photos))
+    chosen = expand_inputs(list(photos))[0]
     if data is not None:
         if holdout <= 0:
             raise StylenormError("--data needs --holdout N (the size of its held-out split, as in train-style)")

@@ -411,21 +411,36 @@ def stylize_file(choice: StyleChoice, src: Path, dst: Path, *, max_size: int | N
     return save_image(dst, to_uint8(y), alpha)
 
 
-def expand_inputs(inputs: list[Path]) -> tuple[list[Path], int]:
-    """(files, skipped): files as given; folders contribute their images (sorted) except our own
-    earlier outputs, which are counted in `skipped`."""
+def expand_inputs(inputs: list[Path]) -> tuple[list[Path], int, list[Path]]:
+    """(files, earlier, others): files as given; folders contribute their images (sorted) except our
+    own earlier outputs, counted in `earlier`; `others` are the folders' entries that are not images
+    (clips, subfolders, other files; hidden ones aside), which a folder run does not search."""
     out: list[Path] = []
-    skipped = 0
+    earlier = 0
+    others: list[Path] = []
     for p in inputs:
         if p.is_dir():
-            for f in list_images(p):
+            images = list_images(p)
+            for f in images:
                 if made_by_stylenorm(f):
-                    skipped += 1
+                    earlier += 1
                 else:
                     out.append(f)
+            others += sorted(e for e in p.iterdir() if e not in images and not e.name.startswith("."))
         else:
             out.append(p)
-    return out, skipped
+    return out, earlier, others
+
+
+def _skipped_entry(path: Path) -> str:
+    """One skipped folder entry as the note names it, with why."""
+    from stylenorm.video import VIDEO_SUFFIXES
+
+    if path.is_dir():
+        return f"{path.name}/ (a subfolder: not searched)"
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return f"{path.name} (a clip: pass it by name)"
+    return f"{path.name} (not an image)"
 
 
 def _file_key(path: Path) -> tuple[int, int] | None:
@@ -485,10 +500,15 @@ def output_paths(inputs: list[Path], given: list[Path], output: Path | None, lab
 
 
 def collect_inputs(inputs: list[Path], report: Callable[[str], None]) -> list[Path]:
-    """The image files of `inputs` (folders expanded, our own earlier outputs skipped with a note)."""
-    files, earlier = expand_inputs(inputs)
+    """The image files of `inputs`: folders expanded, and what a folder held besides its photos
+    (our own earlier outputs, clips, subfolders, other files) named in one note each."""
+    files, earlier, others = expand_inputs(inputs)
     if earlier:
         report(f"skipped {earlier} earlier stylenorm output(s) in the input folder(s)")
+    if others:
+        shown = ", ".join(_skipped_entry(p) for p in others[:3]) + (", ..." if len(others) > 3 else "")
+        report(f"skipped {len(others)} entr{'y' if len(others) == 1 else 'ies'} of the input folder(s) that "
+               f"are not photos: {shown}")
     return files
 
 

@@ -208,6 +208,8 @@ def train_style(cfg: StyleTrainConfig, progress: bool = True) -> Path:
         grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm, checkpoint_every=cfg.checkpoint_every,
         keep_checkpoints=cfg.keep_checkpoints, preview_every=cfg.preview_every, threads=cfg.threads, cpu=cfg.cpu,
         resume=cfg.resume, output=output, half=cfg.half, progress=progress, desc=f"train-style {cfg.name}",
+        resume_command=(f"stylenorm add-style {' '.join(cfg.styles)} --name {cfg.name} --resume (and the options "
+                        "given before)") if cfg.add_to else f"stylenorm train-style --resume {run_dir}",
     ))
     return output
 

@@ -206,3 +206,21 @@ def test_sample_refuses_out_of_range_options(run_cli, tmp_path: Path, option: st
     code, out, err = run_cli("diffusion", "sample", "-n", "2", option, value, "-o", tmp_path / "s.png")
     assert code == 2 and err.startswith("error:") and words in err and err.count("\n") == 1
     assert not (tmp_path / "s.png").exists()
+
+
+def test_many_samples_go_in_batches_with_one_bar_and_a_grid_of_at_most_max(tiny_run: Path, tmp_path: Path,
+                                                                           monkeypatch, capsys) -> None:
+    from stylenorm.diffusion import sample
+
+    monkeypatch.setattr(sample, "MAX_GRID_IMAGES", 4)
+    loaded = sample.load_diffusion_model(tiny_run / "model.safetensors")
+    images = sample.generate(loaded, 6, steps=2, batch_size=4, progress=True)
+    assert images.shape[0] == 6
+    err = capsys.readouterr().err
+    assert "samples: 100%" in err and "6/6" in err  # the bar over all images, beside each batch's step bar
+    with pytest.raises(sample.StylenormError, match="-n 6 would make one grid picture of 6 samples; write one PNG "
+                                                    "per sample with -o DIR/, or ask for at most 4"):
+        sample.check_output(tmp_path / "grid.png", 6)
+    sample.save_samples(images, f"{tmp_path / 'many'}/")
+    assert len(list((tmp_path / "many").glob("sample_*.png"))) == 6
+    assert Image.open(tmp_path / "many" / "grid.png").size == (2 * 10 + 2, 2 * 10 + 2)  # the first 4 samples

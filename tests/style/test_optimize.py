@@ -206,12 +206,15 @@ def test_add_style_never_replaces_a_model_silently(tmp_path, tiny_vgg, tiny_data
     r = _add(run, tiny_vgg, tiny_data, base, "--steps", "1", "-o", str(theirs), "--force")
     assert r.returncode == 0, r.stderr
     assert load_model(theirs)[1]["styles"] == ["alpha", "beta", "mine"]
-    # the default place: a second add-style of one name says so (its --resume goes on: test_add_style_resumes)
-    shutil.rmtree(user_data_folder / "runs")  # add-style's run folder is per NAME: the -o runs used it
+    # the default place: a second add-style of one name says so (its --resume goes on: test_add_style_resumes),
+    # and --force starts the name's run afresh (the first one left its checkpoints in it)
     assert _add(run, tiny_vgg, tiny_data, base, "--steps", "1").returncode == 0
     r = _add(run, tiny_vgg, tiny_data, base, "--steps", "1")
     mine = user_data_folder / "weights" / "mine.safetensors"
     assert r.returncode == 2 and f"{mine} already exists; pass --force" in r.stderr, r.stderr
+    r = _add(run, tiny_vgg, tiny_data, base, "--steps", "1", "--force")
+    assert r.returncode == 0, r.stderr
+    assert load_model(mine)[1]["styles"] == ["alpha", "beta", "mine"]
 
 
 @pytest.mark.parametrize("case", ["shipped_name", "base_name", "bad_name", "not_an_image"])

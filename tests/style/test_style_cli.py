@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +26,8 @@ SHIPPED_STYLES = ["starry_night", "wave", "composition_vii", "the_scream", "udni
 def run_installed(*args: str) -> subprocess.CompletedProcess:
     """The real entry point in a fresh process (slow: used once, for the headline use)."""
     return subprocess.run([sys.executable, "-m", "stylenorm", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                          cwd=REPO, timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
+                                                          "STYLENORM_HOME": os.environ["STYLENORM_HOME"]})
 
 
 def test_styles_lists_the_shipped_styles(run):
@@ -287,6 +291,51 @@ def test_resume_with_another_painting_or_norm_is_refused(tmp_path, tiny_vgg, tin
     r = run("train-style", "--style", str(tiny_data["style_a"]), "--norm", "gn8", "--steps", "2",
             "--resume", str(tmp_path / "run"), *common)
     assert r.returncode == 2 and "norm" in r.stderr
+
+
+def test_resume_alone_continues_with_the_options_the_run_was_started_with(tmp_path, tiny_vgg, tiny_data, run):
+    weights = tmp_path / "w.safetensors"
+    r = run("train-style", "--style", str(tiny_data["style_a"]), "--data", str(tiny_data["content"]),
+            "--vgg-weights", str(tiny_vgg), "--image-size", "32", "--style-size", "48", "--checkpoint-every", "1",
+            "--preview-every", "0", "--steps", "1", "--run-dir", str(tmp_path / "run"), "-o", str(weights))
+    assert r.returncode == 0, r.stderr
+    r = run("train-style", "--resume", str(tmp_path / "run"), "--steps", "2")  # painting, data, VGG, -o remembered
+    assert r.returncode == 0, r.stderr
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert card["steps"] == 2 and card["image_size"] == 32
+
+
+@pytest.mark.parametrize("where,message", [("nothere", "nothere does not exist; pass the run folder"),
+                                           ("empty", "empty is not a run folder (no checkpoints/step_* in it)")])
+def test_resume_of_a_folder_that_is_not_a_run_says_so(tmp_path, run, monkeypatch, where, message):
+    monkeypatch.chdir(tmp_path)
+    Path("empty").mkdir()
+    r = run("train-style", "--resume", where)
+    assert r.returncode == 2 and r.stderr.count("error:") == 1 and message in r.stderr, r.stderr
+
+
+def test_ctrl_c_names_the_last_checkpoint_and_the_resume_command(tmp_path, tiny_vgg, tiny_data):
+    from stylenorm.checkpoints import saved_checkpoints
+
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stylenorm", "train-style", "--style", str(tiny_data["style_a"]), "--data",
+         str(tiny_data["content"]), "--vgg-weights", str(tiny_vgg), "--image-size", "32", "--style-size", "48",
+         "--steps", "100000", "--checkpoint-every", "1", "--preview-every", "0", "--run-dir", str(run_dir),
+         "-o", str(tmp_path / "w.safetensors")],
+        cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(saved_checkpoints(run_dir)) < 2:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "the training wrote no checkpoints"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    last = err.strip().splitlines()[-1]
+    assert re.fullmatch(rf"interrupted at step \d+; the last checkpoint is step \d+ in {re.escape(str(run_dir))}; "
+                        rf"continue with: stylenorm train-style --resume {re.escape(str(run_dir))}", last), last
+    assert "Traceback" not in err
 
 
 def test_init_weights_start_from_a_trained_network(tmp_path, tiny_vgg, tiny_data):

@@ -237,3 +237,18 @@ def test_a_larger_style_scale_gives_larger_strokes_at_the_same_size():
     assert fine.shape == normal.shape == big.shape == photo.shape
     energies = [_high_frequency_energy(y) for y in (fine, normal, big)]
     assert energies[0] > energies[1] > energies[2], energies
+
+
+def test_a_folder_run_names_what_it_skipped(weights_dir, photo, tmp_path):
+    folder = photo.parent
+    (folder / "clip.mp4").write_bytes(b"\x00" * 16)
+    (folder / "holiday").mkdir()
+    (folder / "readme.txt").write_text("notes")
+    (folder / ".DS_Store").write_bytes(b"\x00")
+    lines = []
+    out = tmp_path / "out"
+    assert sty.stylize_many(sty.resolve_style("alpha", weights_dir=weights_dir), [folder], out, report=lines.append) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["photo_alpha.jpg"]
+    notes = [line for line in lines if line.startswith("skipped")]
+    assert notes == ["skipped 3 entries of the input folder(s) that are not photos: clip.mp4 (a clip: pass it by "
+                     "name), holiday/ (a subfolder: not searched), readme.txt (not an image)"]
