@@ -1,3 +1,3 @@
-from cli import main
+from stylenorm.cli import main
 
 main()

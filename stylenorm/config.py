@@ -1,7 +1,7 @@
 """Named presets in configs/ (YAML) merged into a config dataclass, CLI options on top.
 
 A config field is declared once, with `setting(...)`: its default, its help, and how the command
-line spells it. `stylenorm.cli_options` generates the command's options from these fields, so a
+line spells it. `stylenorm.cli.options` generates the command's options from these fields, so a
 field and its option cannot drift apart. Torch-free and typer-free: the CLI imports it for --help.
 """
 

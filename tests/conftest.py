@@ -58,7 +58,7 @@ def small_style_reference(monkeypatch):
 @pytest.fixture()
 def run(monkeypatch, capsys):
     """cli.main() in this process, as the console script calls it: returns (exit code, stdout, stderr)."""
-    import cli
+    from stylenorm import cli
 
     def invoke(*args) -> subprocess.CompletedProcess:
         monkeypatch.setattr(sys, "argv", ["stylenorm", *[str(a) for a in args]])

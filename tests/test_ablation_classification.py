@@ -128,7 +128,7 @@ def test_the_bn_modes_evidence_explains_only_a_worse_eval_mode(tmp_path, factor,
 def test_the_command_runs_the_task_grid_in_parallel_workers(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import cli
+    from stylenorm import cli
 
     monkeypatch.setitem(presets.PRESETS["classification"], "small", TINY)
     out = tmp_path / "ablate"
@@ -157,7 +157,7 @@ LR_TINY = replace(TINY, images=64, test_images=5000 - 64, epochs=1)
 def test_the_lr_axis_names_runs_fills_a_column_and_records_a_diverged_run(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import cli
+    from stylenorm import cli
 
     monkeypatch.setitem(presets.PRESETS["classification"], "small", LR_TINY)
     out = tmp_path / "ablate"

@@ -233,7 +233,7 @@ def test_a_rerun_that_drops_runs_or_changes_the_experiment_is_not_an_extension(t
 def test_cli_rejects_bad_lists(tmp_path):
     from typer.testing import CliRunner
 
-    import cli
+    from stylenorm import cli
 
     result = CliRunner().invoke(cli.app, ["ablate", "diffusion", "--batch-sizes", "2,x", "-o", str(tmp_path / "o")])
     assert result.exit_code != 0 and "--batch-sizes must be a comma-separated list of ints" in str(result.exception)

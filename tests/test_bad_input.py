@@ -105,7 +105,6 @@ CASES = [
     (["diffusion", "export", "broken_run", "-o", "m.safetensors"], "cannot be read"),
     (["diffusion", "export", "broken_run", "-o", "afile/m.safetensors"], "afile is a file, not a folder"),
     (["bench", "stylize", "--quick", "--threads", "-1", "-o", "bench.md"], "--threads -1 is below 1"),
-    (["ablate", "nonsense", "-o", "ablation"], "unknown ablation task 'nonsense'"),
     (["export", "onnx", "--style", "nan_style.safetensors", "-o", "m.onnx"], "nan_style.safetensors holds NaN"),
     # nan and inf: every float option, written by hand or generated from a config, lists included
     (["diffusion", "sample", "--guidance", "nan", "-o", "out.png"], "--guidance nan is not a finite number"),
@@ -157,3 +156,9 @@ def test_one_bad_photo_among_several_does_not_stop_the_others(place, run):
     assert result.returncode == 2
     assert "tiny.png is 1x1 px" in result.stderr and "1 of the inputs failed" in result.stderr
     assert [p.name for p in (place / "out").iterdir()] == ["ok_starry_night.png"]
+
+
+def test_an_unknown_ablation_task_is_a_usage_error_naming_it(place, run):
+    result = run("ablate", "nonsense", "-o", "ablation")
+    assert result.returncode == 2 and "No such command 'nonsense'" in result.stderr
+    assert not (place / "ablation").exists()

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import typer
 
-import cli
-from stylenorm.cli_options import option_name
+from stylenorm import cli
+from stylenorm.cli.options import option_name
 from stylenorm.diffusion.config import ClassifierConfig, DiffusionTrainConfig
 from stylenorm.style.config import StyleTrainConfig
 

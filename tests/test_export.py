@@ -23,7 +23,7 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     """The blend exported once through the CLI, in float32 and float16 (each export takes ~10 s)."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    import cli
+    from stylenorm import cli
 
     folder = tmp_path_factory.mktemp("onnx")
     paths = {}

@@ -6,7 +6,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cli import app
+from stylenorm.cli import app
 from stylenorm.bench.norms import SPECS, torch_counterpart
 from stylenorm.errors import StylenormError
 from stylenorm.norms import make_norm

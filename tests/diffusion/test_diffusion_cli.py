@@ -23,7 +23,7 @@ def tiny_run(tmp_path_factory) -> Path:
     """A 2-step run trained through the CLI, shared by the sampling tests."""
     import sys
 
-    import cli
+    from stylenorm import cli
 
     run = tmp_path_factory.mktemp("run")
     old = sys.argv

@@ -171,7 +171,7 @@ def test_triton_kernel_arithmetic_under_interpreter():
 def test_bench_fused_quick_writes_table(tmp_path):
     from typer.testing import CliRunner
 
-    from cli import app
+    from stylenorm.cli import app
 
     out = tmp_path / "fused.md"
     result = CliRunner().invoke(app, ["bench", "fused", "--quick", "--repeats", "1", "--device", "cpu", "-o", str(out)])

@@ -128,7 +128,7 @@ def test_model_cards_cover_every_shipped_model():
 
 
 def test_serve_without_the_extra_names_it(monkeypatch, capsys):
-    import cli
+    from stylenorm import cli
 
     monkeypatch.setitem(sys.modules, "gradio", None)  # makes `import gradio` fail
     monkeypatch.setattr(sys, "argv", ["stylenorm", "serve", "--port", "7999"])
@@ -139,7 +139,7 @@ def test_serve_without_the_extra_names_it(monkeypatch, capsys):
 
 
 def test_serve_refuses_a_bad_port(monkeypatch, capsys):
-    import cli
+    from stylenorm import cli
 
     monkeypatch.setattr(sys, "argv", ["stylenorm", "serve", "--port", "70000"])
     with pytest.raises(SystemExit) as exc:
@@ -162,7 +162,7 @@ def test_serve_prints_the_url_binds_localhost_and_cleans_up(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, TMPDIR=str(tmp_path), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "stylenorm", "serve", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             cwd=Path(__file__).resolve().parents[2])
     try:

@@ -1,7 +1,7 @@
 """The command line's building blocks: options generated from a config dataclass, the option types
 several commands share, and a Typer app whose help shows plain flags without a value type.
 
-Torch-free: `import cli` (and so every --help) must stay fast.
+Torch-free: `import stylenorm.cli` (and so every --help) must stay fast.
 """
 
 from __future__ import annotations
