@@ -23,8 +23,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from stylenorm.errors import StylenormError
 from stylenorm.atomic import atomic_directory, atomic_output
+from stylenorm.errors import StylenormError
 
 CARD_KEY = "card"
 

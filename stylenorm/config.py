@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from pathlib import Path
 import types
+from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml

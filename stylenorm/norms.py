@@ -32,8 +32,17 @@ from torch import nn
 
 from stylenorm.errors import StylenormError
 from stylenorm.norm_specs import (  # noqa: F401  (the backend's spec half, re-exported)
-    DEFAULT_GROUPS, DEFAULT_PRMS_PERCENT, DEFAULT_SPECS, NORM_KINDS, SPEC_HELP, NormKind, NormSpec, NormSpecError,
-    default_groups, norm_kind, parse_spec,
+    DEFAULT_GROUPS,
+    DEFAULT_PRMS_PERCENT,
+    DEFAULT_SPECS,
+    NORM_KINDS,
+    SPEC_HELP,
+    NormKind,
+    NormSpec,
+    NormSpecError,
+    default_groups,
+    norm_kind,
+    parse_spec,
 )
 
 

@@ -357,7 +357,8 @@ def transcode(src: Path, dst: Path, process: Callable[[Frame], np.ndarray], *, m
         target = atomic_directory(dst) if to_folder else atomic_output(dst)
         try:
             with target as tmp:
-                turns = lambda: _upright_turns(reader.info.rotation)  # known once the first frame is decoded
+                def turns():
+                    return _upright_turns(reader.info.rotation)  # known once the first frame is decoded
                 writer = FolderWriter(tmp) if to_folder else ClipWriter(tmp, dst.suffix.lower(), reader, turns)
                 bar = tqdm(total=reader.info.frames or None, unit="frame", desc=src.name, disable=not progress,
                            leave=False)

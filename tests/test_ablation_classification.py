@@ -82,7 +82,8 @@ def fake_figure1(bn_rise: float, gn_rise: float, train_mode_factor: float = 0.8,
 def test_the_figure1_verdict_follows_from_the_intervals(tmp_path, bn_rise, gn_rise, gn_noise, verdict):
     grid = Grid(task="classification", norms=("bn", "gn4", "ln"), batch_sizes=(2, 8, 32), seeds=(0, 1, 2))
     text = run_grid(grid, tmp_path, progress=False, runner=fake_figure1(bn_rise, gn_rise, gn_noise=gn_noise)).read_text()
-    assert f"GroupNorm's stays flat (Wu & He 2018, Figure 1: BN 23.6 % → 34.7 %, GN 24.1 % → 24.1 % from 32 to 2 images per batch): {verdict}." in text
+    assert (f"GroupNorm's stays flat (Wu & He 2018, Figure 1: BN 23.6 % → 34.7 %, GN 24.1 % → 24.1 % from 32 to 2 images per "
+            f"batch): {verdict}.") in text
     assert "95 % interval" in text
     for name in ("results.csv", "metric_vs_batch_size.png", "test_error_curves.png", "loss_curves.png"):
         assert (tmp_path / name).stat().st_size > 0, name
@@ -111,7 +112,7 @@ def test_a_test_error_still_falling_at_the_largest_batch_gets_no_figure1_verdict
 def test_one_group_count_flat_and_another_rising_is_partly_supported(tmp_path):
     grid = Grid(task="classification", norms=("bn", "gn4", "gn2"), batch_sizes=(2, 32), seeds=(0, 1, 2))
     text = run_grid(grid, tmp_path, progress=False, runner=fake_figure1(0.05, 0.0)).read_text()
-    line = next(l for l in text.splitlines() if "GroupNorm's stays flat" in l)
+    line = next(row for row in text.splitlines() if "GroupNorm's stays flat" in row)
     assert "): partly supported." in line and "gn4 flat, gn2 rises." in line
 
 
@@ -119,7 +120,7 @@ def test_one_group_count_flat_and_another_rising_is_partly_supported(tmp_path):
 def test_the_bn_modes_evidence_explains_only_a_worse_eval_mode(tmp_path, factor, explained):
     grid = Grid(task="classification", norms=("bn", "gn4", "ln"), batch_sizes=(2, 8, 32), seeds=(0, 1, 2))
     text = run_grid(grid, tmp_path, progress=False, runner=fake_figure1(0.0, 0.0, factor)).read_text()
-    line = next(l for l in text.splitlines() if "behaves differently in training" in l)
+    line = next(row for row in text.splitlines() if "behaves differently in training" in row)
     assert "supported" in line
     assert ("still remember their initial values" in line) == explained
     assert ("eval mode is the better of the two at every batch size" in line) == (not explained)
@@ -165,7 +166,7 @@ def test_the_lr_axis_names_runs_fills_a_column_and_records_a_diverged_run(tmp_pa
             "--workers", "2", "-o", str(out)]
     result = CliRunner().invoke(cli.app, args)
     assert result.exit_code == 0, result.output  # a diverged run is a result, not a failure
-    assert sorted(p.name for p in (out / "runs").iterdir()) == ["none_bs8_lr0.1_seed0", "none_bs8_lr100000_seed0"]
+    assert sorted(json.loads((out / "runs.json").read_text())) == ["none_bs8_lr0.1_seed0", "none_bs8_lr100000_seed0"]
     rows = {float(r["base_lr"]): r for r in csv.DictReader((out / "results.csv").open())}
     assert rows[0.1]["status"] == "ok" and float(rows[0.1]["lr"]) == pytest.approx(0.1 * 8 / 32)  # scaled to batch 8
     assert rows[100000]["status"] == "diverged" and "nan" in rows[100000]["error"]
@@ -174,9 +175,9 @@ def test_the_lr_axis_names_runs_fills_a_column_and_records_a_diverged_run(tmp_pa
     # the lr table's row: one epoch of 64 digits leaves lr 0.1 at chance (not stable), 100000 diverges
     assert re.search(r"^\| none \| [\d.]+% ± [\d.]+% \(not stable\) \| diverged \| none \|$", report, re.M), report
     assert "## Diverged runs" in report and "## Failed runs" not in report
-    stamp = (out / "runs" / "none_bs8_lr100000_seed0" / "result.json").stat().st_mtime_ns
+    stamp = (out / "runs.json").stat().st_mtime_ns
     assert CliRunner().invoke(cli.app, args).exit_code == 0
-    assert (out / "runs" / "none_bs8_lr100000_seed0" / "result.json").stat().st_mtime_ns == stamp  # not rerun
+    assert (out / "runs.json").stat().st_mtime_ns == stamp  # nothing rerun, the diverged run included
 
 
 def test_without_lrs_the_names_and_columns_are_as_before(tmp_path):
@@ -184,7 +185,7 @@ def test_without_lrs_the_names_and_columns_are_as_before(tmp_path):
 
     grid = Grid(task="classification", norms=("bn", "gn4", "ln"), batch_sizes=(2, 8, 32), seeds=(0, 1, 2))
     run_grid(grid, tmp_path, progress=False, runner=fake_figure1(0.05, 0.0))
-    assert (tmp_path / "runs" / "bn_bs2_seed0" / "result.json").is_file()
+    assert "bn_bs2_seed0" in json.loads((tmp_path / "runs.json").read_text())
     assert next(csv.reader((tmp_path / "results.csv").open())) == CSV_COLUMNS
     assert "lrs" not in json.loads((tmp_path / "settings.json").read_text())
     assert "Learning rate" not in (tmp_path / "report.md").read_text()
@@ -279,7 +280,8 @@ def test_a_group_count_grid_gets_table3_and_its_verdict(tmp_path, errors, verdic
     best = min(errors, key=errors.get)
     assert rows[best][3].strip(" |") == "best"
     assert rows["gn2"][2].startswith(f"{errors['gn2']:.2%} ± ")
-    assert f"**{GROUP_CLAIM} (the seeds: GroupNorm is \"a sweet spot between the instance-level and layer-level approaches\"): {verdict}.**" in text
+    assert (f"**{GROUP_CLAIM} (the seeds: GroupNorm is \"a sweet spot between the instance-level and layer-level "
+            f"approaches\"): {verdict}.**") in text
     assert "Not counted as intermediate: gn16" in text
 
 

@@ -67,7 +67,8 @@ def test_the_speed_plot_has_a_panel_only_for_what_was_measured(tmp_path, memory)
 
 @pytest.mark.parametrize("runner_options, why", [
     ({"still_falling": True}, "still learning in 8 of 8 (norm, batch size) cells"),
-    ({"fid_factor": 3000.0}, "the best norm's Fréchet distance at each batch size: batch 2 362, batch 8 362 (digits: at most 2 × real digits' 100)"),
+    ({"fid_factor": 3000.0}, "the best norm's Fréchet distance at each batch size: batch 2 362, batch 8 362 (digits: at most 2 "
+                             "× real digits' 100)"),
 ])
 def test_runs_that_have_not_converged_get_numbers_but_no_verdict(tmp_path, runner_options, why):
     grid = Grid(task="diffusion", norms=("bn", "gn8", "ln", "rms"), batch_sizes=(2, 8), seeds=(0, 1))
@@ -90,10 +91,10 @@ def test_a_claim_the_metrics_disagree_on_is_inconclusive(tmp_path):
 
     grid = Grid(task="diffusion", norms=("bn", "gn8", "ln", "rms"), batch_sizes=(2, 8), seeds=(0, 1))
     text = run_grid(grid, tmp_path, progress=False, runner=fid_favours_bn).read_text()
-    line = next(l for l in text.splitlines() if l.startswith("- **BatchNorm degrades at small batch sizes"))
+    line = next(row for row in text.splitlines() if row.startswith("- **BatchNorm degrades at small batch sizes"))
     assert ": inconclusive.** By held-out loss: supported." in line
     assert "By Fréchet distance (MNIST features): not supported." in line and line.endswith("The metrics disagree.")
-    right = next(l for l in text.splitlines() if l.startswith("- **GroupNorm is the right choice for the diffusion U-Net"))
+    right = next(row for row in text.splitlines() if row.startswith("- **GroupNorm is the right choice for the diffusion U-Net"))
     assert ": inconclusive.**" in right
 
 
@@ -109,7 +110,7 @@ def test_a_gap_in_the_means_that_the_seeds_do_not_show_is_inconclusive(tmp_path)
 
     grid = Grid(task="diffusion", norms=("bn", "gn8"), batch_sizes=(2, 8), seeds=(0, 1))
     text = run_grid(grid, tmp_path, progress=False, runner=noisy_bn).read_text()
-    line = next(l for l in text.splitlines() if l.startswith("- **BatchNorm degrades at small batch sizes"))
+    line = next(row for row in text.splitlines() if row.startswith("- **BatchNorm degrades at small batch sizes"))
     assert ": inconclusive.** By held-out loss: inconclusive." in line
     assert "the 95 % interval (Welch) of bn − gn8 at batch 2 above 0: +0.5395 (-6.3" in line
 
@@ -125,7 +126,7 @@ def test_a_train_eval_gap_that_the_seeds_do_not_show_is_inconclusive(tmp_path):
 
     grid = Grid(task="diffusion", norms=("bn", "gn8"), batch_sizes=(2, 8), seeds=(0, 1))
     text = run_grid(grid, tmp_path, progress=False, runner=noisy_modes).read_text()
-    line = next(l for l in text.splitlines() if l.startswith("- **BatchNorm behaves differently in training"))
+    line = next(row for row in text.splitlines() if row.startswith("- **BatchNorm behaves differently in training"))
     assert ": inconclusive.**" in line and "whose 95 % interval (Welch) of eval − train mode excludes 0: batch 2 +0.1" in line
 
 
@@ -141,7 +142,7 @@ def test_a_rival_norm_beats_the_right_norm_only_where_the_seeds_show_it(tmp_path
 
     grid = Grid(task="diffusion", norms=("bn", "gn8", "ln"), batch_sizes=(2, 8), seeds=(0, 1))
     text = run_grid(grid, tmp_path, progress=False, runner=ln_ahead).read_text()
-    line = next(l for l in text.splitlines() if l.startswith("- **GroupNorm is the right choice for the diffusion U-Net"))
+    line = next(row for row in text.splitlines() if row.startswith("- **GroupNorm is the right choice for the diffusion U-Net"))
     assert f": {verdict}.** By held-out loss: {verdict}." in line
     assert "batch 2: gn8 0.1205, best other ln 0.09, gn8 − ln +0.0305 (" in line
     assert "no other norm is shown to beat gn" in line
@@ -159,7 +160,7 @@ def test_rmsnorm_counts_as_faster_only_where_the_seeds_show_it(tmp_path, spread,
 
     grid = Grid(task="diffusion", norms=("bn", "gn8", "ln", "rms"), batch_sizes=(2, 8), seeds=(0, 1))
     text = run_grid(grid, tmp_path, progress=False, runner=noisy_speed).read_text()
-    line = next(l for l in text.splitlines() if l.startswith("- **RMSNorm is cheaper than LayerNorm at equal quality"))
+    line = next(row for row in text.splitlines() if row.startswith("- **RMSNorm is cheaper than LayerNorm at equal quality"))
     assert f": {verdict}.**" in line and "batch 2: speed rms/ln ×1.10, rms − ln +7.071 (" in line
 
 
@@ -168,7 +169,7 @@ def test_resume_skips_finished_runs_and_retries_failed_ones(tmp_path):
     first = []
     run_grid(grid, tmp_path, progress=False, runner=fake_runner(first, fail={("gn8", 8)}))
     assert len(first) == 4  # the failure did not stop the grid
-    failed = json.loads((tmp_path / "runs" / "gn8_bs8_seed0" / "result.json").read_text())
+    failed = json.loads((tmp_path / "runs.json").read_text())["gn8_bs8_seed0"]
     assert failed["status"] == "failed" and failed["error"] == "RuntimeError: out of memory in gn8"
     assert "gn8_bs8_seed0 | RuntimeError: out of memory in gn8" in (tmp_path / "report.md").read_text()
     second = []
@@ -176,6 +177,21 @@ def test_resume_skips_finished_runs_and_retries_failed_ones(tmp_path):
     assert second == [("gn8", 8, 0)]
     rows = list(csv.DictReader((tmp_path / "results.csv").open()))
     assert [r["status"] for r in rows] == ["ok"] * 4
+
+
+def test_a_grid_of_per_run_result_files_is_read_and_folded_into_one_records_file(tmp_path):
+    grid = Grid(task="diffusion", norms=("bn", "gn8"), batch_sizes=(2, 8), seeds=(0,))
+    run_grid(grid, tmp_path, progress=False, runner=fake_runner([], fail={("gn8", 8)}))
+    records = json.loads((tmp_path / "runs.json").read_text())
+    for name, record in records.items():  # the layout grids had before runs.json
+        (tmp_path / "runs" / name).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "runs" / name / "result.json").write_text(json.dumps(record))
+    (tmp_path / "runs.json").unlink()
+    again = []
+    run_grid(grid, tmp_path, progress=False, runner=fake_runner(again))
+    assert again == [("gn8", 8, 0)]  # the finished runs were read from their old files and skipped
+    assert json.loads((tmp_path / "runs.json").read_text())["gn8_bs8_seed0"]["status"] == "ok"
+    assert not list((tmp_path / "runs").glob("*/result.json"))
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -12,6 +12,7 @@ from stylenorm.cli.options import option_name
 from stylenorm.diffusion.config import ClassifierConfig, DiffusionTrainConfig
 from stylenorm.style.config import StyleTrainConfig
 
+
 @pytest.fixture(autouse=True)
 def wide_help(monkeypatch):
     """Help panels as wide as every option's names (at 80 columns rich cuts them)."""

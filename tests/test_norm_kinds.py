@@ -11,7 +11,15 @@ import torch
 from torch import nn
 
 from stylenorm.norms import (
-    DEFAULT_SPECS, NORM_KINDS, SPEC_HELP, InstanceNorm, NormSpecError, layer_kind, make_norm, norm_kind, parse_spec,
+    DEFAULT_SPECS,
+    NORM_KINDS,
+    SPEC_HELP,
+    InstanceNorm,
+    NormSpecError,
+    layer_kind,
+    make_norm,
+    norm_kind,
+    parse_spec,
     temporal_instance_norm,
 )
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stylenorm.cli import app
 from stylenorm.bench.norms import SPECS, torch_counterpart
+from stylenorm.cli import app
 from stylenorm.errors import StylenormError
 from stylenorm.norms import make_norm
 

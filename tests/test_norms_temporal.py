@@ -22,7 +22,8 @@ def test_carried_statistics_follow_the_moving_average_and_reset_restarts(one_thr
         layer.weight.uniform_(0.5, 2)
         layer.bias.normal_()
     a, b = torch.randn(1, 4, 6, 5) * 3 + 1, torch.randn(1, 4, 6, 5) - 2
-    stats = lambda x: (x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False))
+    def stats(x):
+        return (x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False))
     (ma, va), (mb, vb) = stats(a), stats(b)
     with torch.no_grad(), temporal_instance_norm(layer, momentum=0.25) as reset:
         first = layer(a)

@@ -19,8 +19,8 @@ from stylenorm.training import FitConfig, NonFiniteLossError, fit
 
 sys.path.insert(0, str(Path(__file__).parent / "style"))  # the style tests' tiny VGG and photos
 sys.path.insert(0, str(Path(__file__).parent / "diffusion"))
-from style_testlib import make_tiny_vgg, smooth_photo  # noqa: E402
 from diffusion_testlib import tiny_train_config  # noqa: E402
+from style_testlib import make_tiny_vgg, smooth_photo  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +36,8 @@ def style_files(tmp_path_factory) -> dict[str, Path]:
 
 
 def style_task(files, change):
+    from stylenorm.style.config import StyleTrainConfig
     from stylenorm.style.task import StyleTask
-    from stylenorm.style.train import StyleTrainConfig
 
     return StyleTask(StyleTrainConfig(**{
         "styles": [str(files["style"])], "data": str(files["content"]), "vgg_weights": str(files["vgg"]), "image_size": 32,
@@ -51,7 +51,8 @@ def diffusion_task(files, change):
 
 
 def classifier_task(files, change):
-    from stylenorm.diffusion.classifier import ClassifierConfig, ClassifierTask
+    from stylenorm.diffusion.classifier import ClassifierTask
+    from stylenorm.diffusion.config import ClassifierConfig
 
     return ClassifierTask(ClassifierConfig(**{"holdout": 500, "batch_size": 32, **change})), 3e-3
 
@@ -189,7 +190,8 @@ def test_a_style_resume_with_another_painting_of_the_same_name_is_refused(files,
 
 
 def test_a_classifier_resume_writes_into_the_run_it_was_given(files, tmp_path):
-    from stylenorm.diffusion.classifier import ClassifierConfig, train_digit_classifier
+    from stylenorm.diffusion.classifier import train_digit_classifier
+    from stylenorm.diffusion.config import ClassifierConfig
 
     first = ClassifierConfig(holdout=400, batch_size=32, steps=2, run_dir=str(tmp_path / "first"), checkpoint_every=2,
                              output=str(tmp_path / "c.safetensors"))

@@ -176,7 +176,7 @@ def folder_with_bad_images(tmp_path) -> Path:
 
 
 def test_content_photos_skip_bad_files_with_one_warning(folder_with_bad_images, capsys):
-    from stylenorm.style.train import ContentPhotos
+    from stylenorm.style.data import ContentPhotos
 
     started = time.perf_counter()
     photos = ContentPhotos(folder_with_bad_images)
@@ -202,7 +202,7 @@ def test_diffusion_image_folders_skip_bad_files_and_the_card_says_so(folder_with
 
 def test_a_folder_without_one_usable_image_is_refused(tmp_path):
     from stylenorm.diffusion.data import load_images
-    from stylenorm.style.train import ContentPhotos
+    from stylenorm.style.data import ContentPhotos
 
     (tmp_path / "a.png").write_text("not an image")
     with pytest.raises(StylenormError, match="no usable images"):

@@ -12,9 +12,8 @@ import pytest
 av = pytest.importorskip("av")
 
 from stylenorm import video  # noqa: E402
-from stylenorm.errors import StylenormError  # noqa: E402
 from stylenorm.bench.video import write_clip  # noqa: E402
-
+from stylenorm.errors import StylenormError  # noqa: E402
 
 
 def _mux_silence(out) -> None:

@@ -417,7 +417,7 @@ def lr_claim(grid: Grid, task: AblationTask, table: Table, bs: int) -> Claim:
     evidence = (f"highest stable {task.lr_axis_label(task.preset(grid.preset))}, runs at batch {bs} (stable: "
                 f"{stability_rule(grid, task)}, at that rate and every lower one): "
                 + "; ".join(shown(n) for n in grid.norms) + ". "
-                f"Test: bn's must be strictly higher than every other norm's.")
+                "Test: bn's must be strictly higher than every other norm's.")
     # a failed or missing run just above a norm's highest stable rate could raise it
     uncertain = [n for n in grid.norms if _first_not_stable(states[n]) == "unknown"]
     at_top = [n for n in others if highest[n] == top]

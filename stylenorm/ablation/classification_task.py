@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylenorm.ablation.presets import ClassificationPreset, lr_for, steps_for
-from stylenorm.errors import StylenormError
 from stylenorm.diffusion.data import ImageData, load_images, split_holdout
+from stylenorm.errors import StylenormError
 from stylenorm.norms import make_norm, norm_kind
 from stylenorm.training import FitConfig, TrainingTask, fit
 

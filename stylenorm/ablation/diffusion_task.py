@@ -18,10 +18,11 @@ from stylenorm.ablation.measure import loss_curve, megabytes, speed_from_history
 from stylenorm.ablation.presets import DiffusionPreset, lr_for, steps_for
 from stylenorm.checkpoints import latest_checkpoint, load_training_state
 from stylenorm.diffusion.classifier import load_digit_classifier
+from stylenorm.diffusion.config import DiffusionTrainConfig
 from stylenorm.diffusion.data import ImageData, load_images, split_holdout
 from stylenorm.diffusion.sample import generate, load_diffusion_model, save_grid
 from stylenorm.diffusion.schedule import Diffusion
-from stylenorm.diffusion.train import DiffusionTrainConfig, train
+from stylenorm.diffusion.train import train
 from stylenorm.diffusion.unet import UNet
 from stylenorm.metrics import frechet_distance
 from stylenorm.norms import norm_kind

@@ -3,8 +3,8 @@
 Layout of the output folder:
     settings.json           what the grid is; a rerun with other settings is refused, one that only adds
                             norms, batch sizes, seeds or rates extends it
-    runs/<run>/result.json  one per run: status "ok" with its metrics, "diverged" (the loss became
-                            NaN or inf) or "failed" with the error
+    runs.json               one record per run: status "ok" with its metrics, "diverged" (the loss
+                            became NaN or inf) or "failed" with the error
     runs/<run>/*.png        its generated digits or stylized photos (train/ with weights only if kept)
     results.csv, report.md, *.png   rebuilt from the run results after every grid pass
 """
@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 
 from stylenorm.ablation.presets import Preset, preset_dict, steps_for
-from stylenorm.ablation.records import FINISHED, Cell, Grid, read_result, run_dir, run_name, write_result
+from stylenorm.ablation.records import FINISHED, RECORDS, Cell, Grid, read_records, run_dir, run_name, write_result
 from stylenorm.ablation.report import write_report
 from stylenorm.ablation.tasks import get_task
 from stylenorm.atomic import atomic_output, check_writable
@@ -119,7 +119,7 @@ def _runner(grid: Grid, preset: Preset) -> Runner:
 
 
 def _execute(run: Runner, grid: Grid, cell: Cell, folder: Path) -> dict[str, Any]:
-    """One run, as the record its result.json holds; a crashed or diverged run is data, not the end of the grid."""
+    """One run, as the record runs.json holds; a crashed or diverged run is data, not the end of the grid."""
     record: dict[str, Any] = {"task": grid.task, "norm": cell.norm, "batch_size": cell.batch_size, "seed": cell.seed}
     axis = {} if cell.base_lr is None else {"base_lr": cell.base_lr}
     record.update(axis)
@@ -158,18 +158,15 @@ def run_grid(grid: Grid, out_dir: str | Path, progress: bool = True, runner: Run
     from tqdm.auto import tqdm
 
     preset = get_task(grid.task).preset(grid.preset)  # as this process sees it (the workers are given it)
-    todo = []
-    for cell in grid.runs():
-        folder = run_dir(out_dir, *cell)
-        previous = read_result(folder)
-        if not (previous and previous.get("status") in FINISHED):
-            todo.append((cell, folder))
+    done = read_records(out_dir)
+    todo = [(cell, run_dir(out_dir, *cell)) for cell in grid.runs()
+            if done.get(run_name(*cell), {}).get("status") not in FINISHED]
     bar = tqdm(total=len(todo), desc=f"ablate {grid.task}", unit="run", disable=not progress, dynamic_ncols=True)
 
-    def save(record: dict[str, Any], folder: Path) -> None:
+    def save(record: dict[str, Any], cell: Cell, folder: Path) -> None:
         if record["status"] != "ok":
             bar.write(f"{folder.name} {record['status']}: {record['error']}")
-        write_result(folder, record)
+        write_result(out_dir, cell, record)
         bar.set_postfix_str(folder.name)
         bar.update()
 
@@ -178,18 +175,18 @@ def run_grid(grid: Grid, out_dir: str | Path, progress: bool = True, runner: Run
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(grid.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_execute_in_worker, grid, preset, cell, folder): folder for cell, folder in todo}
+            futures = {pool.submit(_execute_in_worker, grid, preset, cell, folder): (cell, folder) for cell, folder in todo}
             for future in as_completed(futures):
-                save(future.result(), futures[future])
+                save(future.result(), *futures[future])
     else:
         run = runner or _runner(grid, preset)
         for cell, folder in todo:
             bar.set_postfix_str(f"{folder.name}: {steps_for(preset, cell.batch_size)} steps")
-            save(_execute(run, grid, cell, folder), folder)
+            save(_execute(run, grid, cell, folder), cell, folder)
     bar.close()
     report = write_report(out_dir, grid)
-    results = [read_result(run_dir(out_dir, *cell)) for cell in grid.runs()]
-    if not any(r and r.get("status") in FINISHED for r in results):
-        raise StylenormError(f"every run of the grid failed (the errors are in {report} and each run's result.json); "
+    records = read_records(out_dir)
+    if not any(records.get(run_name(*cell), {}).get("status") in FINISHED for cell in grid.runs()):
+        raise StylenormError(f"every run of the grid failed (the errors are in {report} and {out_dir / RECORDS}); "
                              "fix the cause and run the same command again to retry them")
     return report

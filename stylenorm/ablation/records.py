@@ -62,28 +62,49 @@ def run_dir(out_dir: Path, norm: str, batch_size: int, seed: int, base_lr: float
     return Path(out_dir) / "runs" / run_name(norm, batch_size, seed, base_lr)
 
 
-def read_result(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "result.json"
+# Every run's record (status, metrics, curves) in one file per grid, keyed by run name: a grid of
+# 120 runs is one file in the repository, not 120. Grids written before it kept runs/<run>/result.json,
+# which read_records still reads (and the next write folds into RECORDS).
+RECORDS = "runs.json"
+LEGACY_RECORD = "result.json"
+
+
+def _legacy_records(out_dir: Path) -> list[Path]:
+    runs = Path(out_dir) / "runs"
+    return sorted(runs.glob(f"*/{LEGACY_RECORD}")) if runs.is_dir() else []
+
+
+def read_records(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every run record of the grid in `out_dir`, by run name."""
+    out_dir = Path(out_dir)
     try:
-        return json.loads(path.read_text())
+        records = json.loads((out_dir / RECORDS).read_text())
     except (OSError, json.JSONDecodeError):
-        return None
+        records = {}
+    for legacy in _legacy_records(out_dir):
+        if legacy.parent.name not in records:
+            try:
+                records[legacy.parent.name] = json.loads(legacy.read_text())
+            except (OSError, json.JSONDecodeError):
+                pass
+    return records
 
 
-def write_result(run_dir: Path, record: dict[str, Any]) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_output(run_dir / "result.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=1, default=float) + "\n")
+def write_result(out_dir: Path, cell: Cell, record: dict[str, Any]) -> None:
+    """Add (or replace) one run's record; the file is replaced whole, so a crash leaves the previous one."""
+    out_dir = Path(out_dir)
+    records = read_records(out_dir)
+    records[run_name(*cell)] = record
+    with atomic_output(out_dir / RECORDS) as tmp:
+        tmp.write_text(json.dumps(records, indent=1, default=float) + "\n")
+    for legacy in _legacy_records(out_dir):  # folded in above
+        legacy.unlink()
 
 
 def collect(out_dir: Path, grid: Grid) -> list[dict[str, Any]]:
     """The results of the grid's runs that have one, in the grid's order."""
-    rows = []
-    for cell in grid.runs():
-        result = read_result(run_dir(out_dir, *cell))
-        if result is not None:
-            rows.append(result)
-    return rows
+    records = read_records(out_dir)
+    return [records[name] for cell in grid.runs() if (name := run_name(*cell)) in records]
 
 
 class Table:

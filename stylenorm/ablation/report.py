@@ -9,9 +9,20 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from stylenorm.ablation.claims import (LABELS, Convergence, check_claims, fmt_difference, fmt_metric, group_count_claim,
-                                       group_counts, highest_stable_lr, lr_claim, lr_stability, stability_rule,
-                                       without_verdict)
+from stylenorm.ablation.claims import (
+    LABELS,
+    Convergence,
+    check_claims,
+    fmt_difference,
+    fmt_metric,
+    group_count_claim,
+    group_counts,
+    highest_stable_lr,
+    lr_claim,
+    lr_stability,
+    stability_rule,
+    without_verdict,
+)
 from stylenorm.ablation.presets import preset_dict
 from stylenorm.ablation.records import FINISHED, Grid, Table, collect, difference_interval, run_dir, run_name
 from stylenorm.ablation.tasks import TASKS, AblationTask, get_task

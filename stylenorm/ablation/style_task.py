@@ -16,10 +16,12 @@ from stylenorm.ablation.measure import loss_curve, megabytes, speed_from_history
 from stylenorm.ablation.presets import StylePreset, lr_for, steps_for
 from stylenorm.checkpoints import latest_checkpoint, load_into, load_model, load_training_state
 from stylenorm.images import save_image, to_uint8
+from stylenorm.norms import norm_kind
+from stylenorm.style.config import StyleTrainConfig
+from stylenorm.style.data import ContentPhotos, center_crop, load_style_image
 from stylenorm.style.loss import LossWeights, PerceptualLoss, load_vgg, loss_recipe
 from stylenorm.style.net import TransformerNet
-from stylenorm.style.train import ContentPhotos, StyleTrainConfig, center_crop, load_style_image, train_style
-from stylenorm.norms import norm_kind
+from stylenorm.style.train import train_style
 
 
 @torch.no_grad()
@@ -53,7 +55,8 @@ def run_style(preset: StylePreset, norm: str, batch_size: int, seed: int, run_di
     vgg, _ = load_vgg(vgg_weights, cfg.vgg_format, sorted(set(cfg.style_layers) | {cfg.content_layer}))
     style = load_style_image(style_image, cfg.style_size)
     weights_ = LossWeights(cfg.content_weight, cfg.style_weight, cfg.tv_weight)
-    loss_fn = PerceptualLoss(vgg, [style], cfg.style_layers, cfg.content_layer, weights_, relative_gram=loss_recipe(cfg.loss).relative_gram).to(device)
+    loss_fn = PerceptualLoss(vgg, [style], cfg.style_layers, cfg.content_layer, weights_,
+                             relative_gram=loss_recipe(cfg.loss).relative_gram).to(device)
     net = TransformerNet(norm, 1)
     state_dict, _ = load_model(weights)
     load_into(net, state_dict, weights)

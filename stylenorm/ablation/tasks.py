@@ -180,7 +180,8 @@ class DiffusionAblation(AblationTask):
         return ("Model: the stylenorm diffusion U-Net (FiLM after every norm), class-conditional, on the bundled MNIST "
                 f"subset; {preset.holdout} digits held out. Held-out loss: the EMA model's denoising loss averaged over "
                 f"{preset.eval_timesteps} evenly spaced time steps with fixed noise. Fréchet distance: {preset.fid_samples} "
-                f"samples ({preset.sampler}, {preset.sample_steps} steps, guidance {preset.guidance:g}) against the held-out digits in the 128-d features of the shipped "
+                f"samples ({preset.sampler}, {preset.sample_steps} steps, guidance {preset.guidance:g}) against the held-out "
+                f"digits in the 128-d features of the shipped "
                 "MNIST classifier (weights/mnist_classifier.safetensors); for scale, "
                 + ", ".join(f"{k} score {v:.0f}" for k, v in fid_scale(preset).items()) + ".")
 

@@ -121,6 +121,7 @@ def _onnx_sessions(choice, devices: Sequence[torch.device]) -> dict[torch.device
     none for a GPU where onnxruntime has no CUDA provider."""
     try:
         import onnxruntime  # noqa: F401
+
         from stylenorm.export import require_onnx
 
         require_onnx()

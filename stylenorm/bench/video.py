@@ -23,7 +23,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from stylenorm.bench.common import markdown_table, resolve_devices, write_report

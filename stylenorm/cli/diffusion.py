@@ -42,13 +42,15 @@ def diffusion_train(
 def diffusion_sample(
     # A str, not a Path: Path would drop the trailing slash that asks for a folder.
     output: str = typer.Option("samples.png", "-o", "--output", help="grid.png, or DIR/ for one PNG per sample plus grid.png."),
-    weights: Optional[str] = typer.Option(None, help="Model .safetensors, a run directory, or a shipped name; default: the shipped MNIST model."),
+    weights: Optional[str] = typer.Option(None, help="Model .safetensors, a run directory, or a shipped name; default: the "
+                                                     "shipped MNIST model."),
     num_samples: int = typer.Option(64, "--num-samples", "-n", help="How many images."),
     sampler: Optional[str] = typer.Option(None, help="dpm++sde (DPM-Solver++ 2M SDE; default), dpm++ (its ODE form), ddim or ddpm."),
     steps: Optional[int] = typer.Option(None, help="Steps of dpm++sde / dpm++ / ddim (default 10; ddpm uses every training step)."),
     eta: float = typer.Option(0.0, help="DDIM noise: 0 = deterministic, 1 = DDPM-like."),
     labels: Optional[str] = typer.Option(None, help="Class labels, e.g. 7 or 0,1,2 (cycled); default: all classes in turn."),
-    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale (1 = none; default 1.5 for dpm++sde, 2 for the others)."),
+    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale (1 = none; default 1.5 for dpm++sde, 2 "
+                                                        "for the others)."),
     seed: int = typer.Option(0, help="Seed of the sampling noise."),
     nrow: Optional[int] = typer.Option(None, help="Images per grid row (default: square grid)."),
     device: Device = "cpu",

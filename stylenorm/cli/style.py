@@ -25,25 +25,37 @@ def stylize_cmd(
     max_size: Optional[int] = typer.Option(None, "--max-size", help="Shrink so the longest side is at most this."),
     strength: float = typer.Option(1.0, "--strength", help="1 = full style, 0 = the original photo."),
     preserve_color: bool = typer.Option(False, "--preserve-color", help="Keep the photo's colours, transfer only luminance."),
-    style_scale: float = typer.Option(1.0, "--style-scale", help=f"Brush-stroke size relative to the picture: 2 = twice as big, 0.5 = half (every photo is stylized at {STYLE_REFERENCE_SIZE} px / scale on its long side, then resized back; any painting: the painting analysed at the photo's size x scale)."),
+    style_scale: float = typer.Option(
+        1.0, "--style-scale", help=f"Brush-stroke size relative to the picture: 2 = twice as big, 0.5 = half (every photo is "
+        f"stylized at {STYLE_REFERENCE_SIZE} px / scale on its long side, then resized back; any painting: the painting analysed "
+        "at the photo's size x scale)."),
     device: Device = "cpu",
-    tile_size: Optional[int] = typer.Option(None, "--tile-size", help="Process in tiles of this size (default: automatic for large photos; 0 never)."),
+    tile_size: Optional[int] = typer.Option(None, "--tile-size", help="Process in tiles of this size (default: automatic for "
+                                                                      "large photos; 0 never)."),
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", help="Refuse larger images (decompression-bomb guard); 0 = no limit."),
-    precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the device computes it natively, else fp32), fp32, bf16 or fp16 (GPUs)."),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the device computes it natively, else fp32), "
+                                                              "fp32, bf16 or fp16 (GPUs)."),
     loss: str = typer.Option("gatys", "--loss", help=f"--style PAINTING.jpg: the loss optimized ({', '.join(LOSS_NAMES)})."),
-    iterations: Optional[int] = typer.Option(None, "--iterations", help=f"--style PAINTING.jpg: loss evaluations of the optimization (default {OPTIMIZE_ITERATIONS})."),
-    style_weight: Optional[float] = typer.Option(None, "--style-weight", help="--style PAINTING.jpg: weight of the painting's Gram loss (default: the loss's own)."),
-    vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="--style PAINTING.jpg: local VGG16 file (default: torchvision's, downloaded once)."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", help=f"--style PAINTING.jpg: loss evaluations of the "
+                                                                        f"optimization (default {OPTIMIZE_ITERATIONS})."),
+    style_weight: Optional[float] = typer.Option(None, "--style-weight", help="--style PAINTING.jpg: weight of the painting's "
+                                                                              "Gram loss (default: the loss's own)."),
+    vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="--style PAINTING.jpg: local VGG16 file (default: "
+                                                                           "torchvision's, downloaded once)."),
     vgg_format: VggFormat = "auto",
-    stabilize: Optional[str] = typer.Option(None, "--stabilize", help="Clips: flow (the default: IN statistics carried across frames + blending along optical flow), norm (the statistics only) or none (per frame)."),
-    frames: bool = typer.Option(False, "--frames", help="Clips as folders of numbered frames: folder inputs are one clip each, and clip outputs are frame folders unless -o names a clip file."),
+    stabilize: Optional[str] = typer.Option(None, "--stabilize", help="Clips: flow (the default: IN statistics carried across "
+                                                                      "frames + blending along optical flow), norm (the "
+                                                                      "statistics only) or none (per frame)."),
+    frames: bool = typer.Option(False, "--frames", help="Clips as folders of numbered frames: folder inputs are one clip each, "
+                                                        "and clip outputs are frame folders unless -o names a clip file."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of a frame-folder input (default 25)."),
 ) -> None:
     """Stylize photos and clips; writes <name>_<style>.<ext> beside each input by default.
 
     --style PAINTING.jpg (an image, not weights) stylizes with any painting by optimizing the picture (slower)."""
+    from stylenorm.style.dispatch import stylize_many
     from stylenorm.style.optimize import is_painting_file
-    from stylenorm.style.stylize import check_photo_options, resolve_precision, resolve_style, stylize_many, working_size
+    from stylenorm.style.stylize import check_photo_options, resolve_precision, resolve_style, working_size
 
     check_photo_options(max_size=max_size, max_pixels=max_pixels, tile_size=tile_size)
     if style and is_painting_file(style):
@@ -151,7 +163,8 @@ def add_style_cmd(
 
 @app.command("eval-style")
 def eval_style_cmd(
-    weights: Optional[list[Path]] = typer.Argument(None, help="Style weights files (default: every shipped style network); a painting image scores stylize --style PAINTING (optimization)."),
+    weights: Optional[list[Path]] = typer.Argument(None, help="Style weights files (default: every shipped style network); a "
+                                                              "painting image scores stylize --style PAINTING (optimization)."),
     paintings: Path = typer.Option(..., "--paintings", help="Folder holding the style images, named as in the model cards."),
     photos: Optional[list[Path]] = typer.Option(None, "--photos", help="Held-out photos or folders of them (repeatable)."),
     data: Optional[Path] = typer.Option(None, "--data", help="A training content folder: its fixed --holdout split is used."),
@@ -161,7 +174,9 @@ def eval_style_cmd(
     vgg_format: VggFormat = "auto",
     output: Path = typer.Option(Path("results/eval_style"), "-o", "--output", help="Folder for eval.json, eval.md and contact sheets."),
     update_card: bool = typer.Option(False, "--update-card", help="Write the scores into each weights file's model card."),
-    against_optimized: bool = typer.Option(False, "--against-optimized", help="Also score the optimization mode with each painting and the network's own loss on the same photos (its upper bound; minutes per photo and style)."),
+    against_optimized: bool = typer.Option(False, "--against-optimized", help="Also score the optimization mode with each "
+                                                                              "painting and the network's own loss on the same "
+                                                                              "photos (its upper bound; minutes per photo and style)."),
     threads: Threads = None,
 ) -> None:
     """Score style networks on held-out photos: palette, deep style, style match, strength, structure kept."""

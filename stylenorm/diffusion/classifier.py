@@ -18,9 +18,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylenorm.checkpoints import (
-    load_into, load_model, refuse_shipped_output, run_directory, shipped_weights, user_weights_dir,
+    load_into,
+    load_model,
+    refuse_shipped_output,
+    run_directory,
+    shipped_weights,
+    user_weights_dir,
 )
-from stylenorm.diffusion.config import ClassifierConfig  # re-exported: its old home
+from stylenorm.diffusion.config import ClassifierConfig
 from stylenorm.diffusion.data import DatasetError, load_images, split_holdout
 from stylenorm.training import FitConfig, TrainingTask, fit
 

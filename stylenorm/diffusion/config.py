@@ -11,8 +11,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stylenorm.config import (
-    HELP_CHECKPOINT_EVERY, HELP_CPU, HELP_GRAD_ACCUM, HELP_GRAD_CLIP, HELP_KEEP_CHECKPOINTS, HELP_MIXED_PRECISION,
-    HELP_RESUME, HELP_SEED, HELP_THREADS, setting,
+    HELP_CHECKPOINT_EVERY,
+    HELP_CPU,
+    HELP_GRAD_ACCUM,
+    HELP_GRAD_CLIP,
+    HELP_KEEP_CHECKPOINTS,
+    HELP_MIXED_PRECISION,
+    HELP_RESUME,
+    HELP_SEED,
+    HELP_THREADS,
+    setting,
 )
 from stylenorm.errors import StylenormError
 from stylenorm.norm_specs import SPEC_HELP, norm_kind

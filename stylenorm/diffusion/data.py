@@ -76,10 +76,12 @@ def _load_folder(folder: Path, size: int, channels: int) -> ImageData:
     from PIL import Image
 
     if not folder.is_dir():
-        raise DatasetError(f"data folder {folder} does not exist; pass an existing folder of images or a dataset name ({', '.join(DATASET_NAMES)})")
+        raise DatasetError(f"data folder {folder} does not exist; pass an existing folder of images or a dataset name "
+                           f"({', '.join(DATASET_NAMES)})")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise DatasetError(f"data folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); put images in it or pick another folder")
+        raise DatasetError(f"data folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); put images in it or "
+                           f"pick another folder")
     files, skipped = usable_images(files, f"{folder}/")  # bombs and non-images, before decoding anything
     mode = "L" if channels == 1 else "RGB"
     tensors, failed, reason = [], [], ""

@@ -14,24 +14,12 @@ import signal
 from collections.abc import Callable
 
 from stylenorm.errors import StylenormError
-
-EXTRA_HINT = "pip install 'stylenorm[web]'"
-
-
-def require_gradio():
-    """The gradio module, or an error that names the extra to install."""
-    try:
-        import gradio
-    except ImportError:
-        raise StylenormError(f"stylenorm serve needs gradio, which is not installed; run {EXTRA_HINT}") from None
-    return gradio
+from stylenorm.serve.app import ServeConfig, launch
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, device: str = "cpu", max_pixels: int = 40_000_000,
           echo: Callable[[str], None] = print) -> None:
     """Start the page and block until interrupted; the temporary folder is removed on the way out."""
-    from stylenorm.serve.app import ServeConfig, launch
-
     if not 1 <= port <= 65535:
         raise StylenormError(f"--port {port} is outside 1..65535; the default is 7860")
     if device.startswith("cuda"):

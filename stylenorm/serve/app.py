@@ -25,7 +25,7 @@ from PIL import Image
 from stylenorm.checkpoints import WEIGHTS_DIR
 from stylenorm.errors import StylenormError
 from stylenorm.images import DEFAULT_MAX_PIXELS, load_image
-from stylenorm.serve import require_gradio
+from stylenorm.serve.gradio_extra import require_gradio
 
 DEFAULT_MAX_SIZE = 1024  # long side of the photo the page stylizes by default: seconds on a CPU
 GRID_SCALE = 4  # 28 px digits shown 4x larger (nearest neighbour, so pixels stay sharp)
@@ -202,7 +202,8 @@ def build_app(config: ServeConfig):
                     strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength (0 = the photo, 1 = full style)")
                     preserve = gr.Checkbox(False, label="Preserve the photo's colours")
                     scale = gr.Slider(0.25, 4, value=1, step=0.25, label="Style scale (brush-stroke size)")
-                    max_size = gr.Slider(64, 4096, value=DEFAULT_MAX_SIZE, step=32, label="Maximum size (long side, px)", elem_id="max-size")
+                    max_size = gr.Slider(64, 4096, value=DEFAULT_MAX_SIZE, step=32, label="Maximum size (long side, px)",
+                                         elem_id="max-size")
                     go = gr.Button("Stylize", variant="primary", elem_id="stylize")
                 with gr.Column():
                     slider = gr.ImageSlider(label="Before / after", type="numpy", elem_id="before-after",

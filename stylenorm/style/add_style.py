@@ -19,7 +19,7 @@ from pathlib import Path
 
 from stylenorm.checkpoints import WEIGHTS_DIR, read_card, user_weights_dir
 from stylenorm.errors import StylenormError
-from stylenorm.style.train import DEMO_DIR, StyleTrainConfig
+from stylenorm.style.config import DEMO_DIR, StyleTrainConfig
 
 DEFAULT_STEPS = 200  # reached the shipped style's eval-style scores; 600 were no better (README, "add-style")
 DEFAULT_LR = 1e-2  # only a few thousand gamma/beta values move (not compared with other rates)
@@ -55,8 +55,8 @@ def add_style_config(painting: str | os.PathLike, name: str, *, steps: int | Non
     Its options are checked by train_style (check_config) before any work; None means the default,
     so --steps 0 or --lr 0 is refused there, not replaced by the default.
     """
-    from stylenorm.style.optimize import MIN_PAINTING_SIDE, load_painting
     from stylenorm.devices import cpu_has_native_bf16
+    from stylenorm.style.optimize import MIN_PAINTING_SIDE, load_painting
 
     load_painting(painting, MIN_PAINTING_SIDE, hint="")  # not an image, or too small: refused before anything is written
     base_path = Path(base) if base else base_network()

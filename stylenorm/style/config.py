@@ -9,8 +9,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stylenorm.config import (
-    HELP_CHECKPOINT_EVERY, HELP_CPU, HELP_FORCE, HELP_GRAD_ACCUM, HELP_GRAD_CLIP, HELP_KEEP_CHECKPOINTS,
-    HELP_MIXED_PRECISION, HELP_RESUME, HELP_SEED, HELP_THREADS, HELP_USER_WEIGHTS, setting,
+    HELP_CHECKPOINT_EVERY,
+    HELP_CPU,
+    HELP_FORCE,
+    HELP_GRAD_ACCUM,
+    HELP_GRAD_CLIP,
+    HELP_KEEP_CHECKPOINTS,
+    HELP_MIXED_PRECISION,
+    HELP_RESUME,
+    HELP_SEED,
+    HELP_THREADS,
+    HELP_USER_WEIGHTS,
+    setting,
 )
 from stylenorm.errors import StylenormError
 from stylenorm.norm_specs import SPEC_HELP

@@ -47,9 +47,12 @@ from PIL import Image
 
 from stylenorm.devices import set_threads
 from stylenorm.errors import StylenormError
-from stylenorm.images import load_image, to_tensor, to_uint8
+from stylenorm.images import list_images, load_image, to_tensor, to_uint8
+from stylenorm.style.config import DEMO_DIR
+from stylenorm.style.data import ContentPhotos, load_style_image
 from stylenorm.style.loss import VGGFeatures, gram_matrix
 from stylenorm.style.loss_recipes import OPTIMIZE_ITERATIONS
+from stylenorm.style.optimize import OPTIMIZE_SIZE, OptimizeOptions, is_painting_file, load_loss_network, optimize_image
 
 EVAL_WIDTH = 512  # photos are stylized at this width
 BOUND_SIZE = 256  # --against-optimized optimizes at this long side (the networks' training crop), then resizes
@@ -281,7 +284,6 @@ def evaluate_network(weights: str | Path, painting_files: dict[str, Path], photo
     from tqdm.auto import tqdm
 
     from stylenorm.style.stylize import _choice, load_style_model, stylize_tensor
-    from stylenorm.style.train import load_style_image
 
     if not photos:
         raise StylenormError("no photos to evaluate on; pass --photos and/or --data with --holdout")
@@ -307,6 +309,29 @@ def evaluate_network(weights: str | Path, painting_files: dict[str, Path], photo
     return summary, sheet
 
 
+def evaluate_painting(painting: Path, photos: Sequence[Path], vgg: VGGFeatures, loss_vgg: VGGFeatures,
+                      opts: OptimizeOptions | None = None, *, work_size: int = OPTIMIZE_SIZE, name: str | None = None,
+                      progress: bool = True) -> tuple[dict[str, dict[str, float]], np.ndarray]:
+    """eval-style for the optimization mode: every photo stylized with `painting` by optimize_image and
+    scored like a network's outputs (`vgg` is eval-style's VGG, `loss_vgg` the optimization's);
+    `name`: the style's name in the summary (default the painting's file name).
+
+    Here rather than in optimize.py: it scores with this module's StyleScorer, and the
+    any-painting mode itself has no need of eval-style."""
+    if not photos:
+        raise StylenormError("no photos to evaluate on; pass --photos and/or --data with --holdout")
+    name = name or painting.stem
+    reference = load_style_image(painting, 1024).unsqueeze(0)  # as evaluate_network loads paintings
+    scorer = StyleScorer(vgg, {name: reference})
+    images = [load_photo(p) for p in photos]
+    scores, rows = [], []
+    for photo in images:
+        out = optimize_image(photo, painting, loss_vgg, opts, work_size=work_size, progress=progress)
+        scores.append(scorer.score(out, photo, name))
+        rows.append([out])
+    return {name: summarize(scores)}, contact_sheet(images, rows, [reference])
+
+
 def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     """{label: {style: summary}} as one Markdown table."""
     from stylenorm.bench.common import markdown_table as table
@@ -323,9 +348,7 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
 
 def eval_photos(photos: Sequence[Path], data: Path | None, holdout: int, demo: bool) -> list[Path]:
     """The photos to score: those given, the fixed held-out split of a training folder, the demo photos."""
-    from stylenorm.images import list_images
     from stylenorm.style.stylize import expand_inputs
-    from stylenorm.style.train import DEMO_DIR, ContentPhotos
 
     chosen = expand_inputs(list(photos))[0]
     if data is not None:
@@ -361,8 +384,6 @@ def evaluate_styles(weights: Sequence[Path], paintings: Path, *, photos: Sequenc
     chosen = eval_photos(photos, data, holdout, demo)
     if not chosen:
         raise StylenormError("no photos to evaluate on; pass --photos, --data with --holdout, or keep --demo")
-    from stylenorm.style.optimize import OptimizeOptions, evaluate_painting, is_painting_file, load_loss_network
-
     # an image instead of weights is scored in the any-painting mode (stylize --style PAINTING.jpg)
     optimized = {path for path in files if is_painting_file(path)}
     painting_files = {path: find_paintings(path, paintings) for path in files if path not in optimized}  # checked before the VGG loads

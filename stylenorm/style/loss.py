@@ -107,7 +107,8 @@ def load_vgg_file(path: str | os.PathLike, fmt: str = "auto") -> tuple[dict[str,
             # weights_only: never run code from a file handed to us
             sd = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many types for a bad file
-            raise VGGWeightsError(f"{path} is not a readable VGG16 weights file ({type(exc).__name__}); pass a .safetensors or torchvision .pth file") from None
+            raise VGGWeightsError(f"{path} is not a readable VGG16 weights file ({type(exc).__name__}); pass a .safetensors or "
+                                  f"torchvision .pth file") from None
         if not isinstance(sd, dict):
             raise VGGWeightsError(f"{path} does not hold a state dict; pass a VGG16 state dict file")
     sd = _strip_features_prefix(sd)
@@ -185,7 +186,8 @@ class VGGFeatures(nn.Module):
         own = self.trunk.state_dict()
         missing = [k for k in own if k not in state_dict]
         if missing:
-            raise VGGWeightsError(f"the VGG16 weights lack {missing[:3]}...; pass a VGG16 file with conv layers up to {self.taps[max(self.taps)]}")
+            raise VGGWeightsError(f"the VGG16 weights lack {missing[:3]}...; pass a VGG16 file with conv layers up to "
+                                  f"{self.taps[max(self.taps)]}")
         self.trunk.load_state_dict({k: state_dict[k].float() for k in own})
         self.trunk.requires_grad_(False).eval()
         self.fmt = fmt
@@ -221,7 +223,8 @@ class VGGFeatures(nn.Module):
         return out
 
 
-def load_vgg(vgg_weights: str | os.PathLike | None, fmt: str = "auto", layers: Sequence[str] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")) -> tuple[VGGFeatures, str]:
+def load_vgg(vgg_weights: str | os.PathLike | None, fmt: str = "auto",
+             layers: Sequence[str] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")) -> tuple[VGGFeatures, str]:
     """The loss network and a one-line description of where its weights came from."""
     if vgg_weights:
         sd, fmt = load_vgg_file(vgg_weights, fmt)

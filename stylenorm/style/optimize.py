@@ -32,11 +32,19 @@ from PIL import Image
 
 from stylenorm.errors import StylenormError
 from stylenorm.images import DEFAULT_MAX_PIXELS, ImageError, load_image, save_image, to_tensor, to_uint8
+from stylenorm.style.data import crop_painting_border, resize_longest
 from stylenorm.style.loss import (
-    LAYER_INDEX, LOSS_NAMES, LossWeights, PerceptualLoss, VGGFeatures, load_vgg, loss_recipe, resize_by, total_variation,
+    LAYER_INDEX,
+    LOSS_NAMES,
+    LossWeights,
+    PerceptualLoss,
+    VGGFeatures,
+    load_vgg,
+    loss_recipe,
+    resize_by,
+    total_variation,
 )
 from stylenorm.style.loss_recipes import OPTIMIZE_ITERATIONS
-from stylenorm.style.train import crop_painting_border, resize_longest
 
 OPTIMIZE_SIZE = 512  # long side of the optimized image; larger outputs are resized from it
 # relu5_1 sits behind four 2x2 max pools: below 64 px the painting's relu5_1 map would be
@@ -307,26 +315,3 @@ def stylize_with_painting(inputs: list[Path], painting: Path, output: Path | Non
     vgg, _ = load_loss_network(vgg_weights, vgg_format)
     return optimize_many(inputs, painting, output, vgg.to(device), opts, max_size=max_size, max_pixels=max_pixels,
                          report=report, strength=strength)
-
-
-def evaluate_painting(painting: Path, photos: Sequence[Path], vgg: VGGFeatures, loss_vgg: VGGFeatures,
-                      opts: OptimizeOptions | None = None, *, work_size: int = OPTIMIZE_SIZE, name: str | None = None,
-                      progress: bool = True) -> tuple[dict[str, dict[str, float]], np.ndarray]:
-    """eval-style for the optimization mode: every photo stylized with `painting` by optimize_image and
-    scored like a network's outputs (`vgg` is eval-style's VGG, `loss_vgg` the optimization's);
-    `name`: the style's name in the summary (default the painting's file name)."""
-    from stylenorm.style.evaluate import StyleScorer, contact_sheet, load_photo, summarize
-    from stylenorm.style.train import load_style_image
-
-    if not photos:
-        raise StylenormError("no photos to evaluate on; pass --photos and/or --data with --holdout")
-    name = name or painting.stem
-    reference = load_style_image(painting, 1024).unsqueeze(0)  # as evaluate_network loads paintings
-    scorer = StyleScorer(vgg, {name: reference})
-    images = [load_photo(p) for p in photos]
-    scores, rows = [], []
-    for photo in images:
-        out = optimize_image(photo, painting, loss_vgg, opts, work_size=work_size, progress=progress)
-        scores.append(scorer.score(out, photo, name))
-        rows.append([out])
-    return {name: summarize(scores)}, contact_sheet(images, rows, [reference])

@@ -31,7 +31,14 @@ from stylenorm.checkpoints import WEIGHTS_DIR, WeightsError, load_into, load_mod
 from stylenorm.devices import cpu_has_native_bf16
 from stylenorm.errors import StylenormError
 from stylenorm.images import (
-    DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, list_images, load_image, made_by_stylenorm, save_image, to_tensor,
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    ImageError,
+    list_images,
+    load_image,
+    made_by_stylenorm,
+    save_image,
+    to_tensor,
     to_uint8,
 )
 from stylenorm.style.config import STYLE_REFERENCE_SIZE
@@ -119,7 +126,8 @@ def find_weights_file(style: str) -> Path:
 def load_style_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> StyleModel:
     tensors, card = load_model(path)
     if card.get("architecture", "TransformerNet") != "TransformerNet" or card.get("kind", "style") != "style":
-        raise WeightsError(f"{path} is not a style network (its card says {card.get('architecture')}/{card.get('kind')}); pass weights made by train-style")
+        raise WeightsError(f"{path} is not a style network (its card says {card.get('architecture')}/{card.get('kind')}); pass "
+                           f"weights made by train-style")
     num_styles = int(card.get("num_styles", 1))
     names = list(card.get("styles") or [Path(path).stem])
     if len(names) != num_styles:
@@ -162,7 +170,8 @@ def _parse_blend(text: str) -> list[tuple[str, float]]:
         try:
             value = float(amount)
         except ValueError:
-            raise StylenormError(f"cannot read the blend {text!r}; write it as name:weight,name:weight (e.g. starry_night:0.7,wave:0.3)") from None
+            raise StylenormError(f"cannot read the blend {text!r}; write it as name:weight,name:weight "
+                                 "(e.g. starry_night:0.7,wave:0.3)") from None
         if not math.isfinite(value) or value > MAX_BLEND_WEIGHT:
             raise StylenormError(f"blend weight {amount.strip()} of {name.strip()!r} is not a number from 0 to "
                                  f"{MAX_BLEND_WEIGHT}; weights are shares of the blend, e.g. starry_night:0.7,wave:0.3")
@@ -531,23 +540,3 @@ def process_each(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], ob
             failures += 1
             report(f"error: {exc}")
     return failures
-
-
-def stylize_many(choice: StyleChoice, inputs: list[Path], output: Path | None, *, report: Callable[[str], None],
-                 stabilize: str = "flow", frames: bool = False, fps: float | None = None, **options) -> int:
-    """Stylize every input; one bad file does not stop the others. Returns the number of failures.
-
-    Clips (and, with `frames`, folders of numbered frames) go to the video path (style/temporal.py).
-    """
-    from stylenorm.style.temporal import clip_output_suffix, is_clip, stylize_video
-
-    clips = {p: clip_output_suffix(p, frames) for p in inputs if is_clip(p, frames)}
-    files = list(clips) + collect_inputs([p for p in inputs if p not in clips], report)
-
-    def work(src: Path, dst: Path) -> None:
-        if src in clips:
-            stylize_video(choice, src, dst, stabilize=stabilize, fps=fps, **options)
-        else:
-            stylize_file(choice, src, dst, **options)
-
-    return process_each(list(zip(files, output_paths(files, inputs, output, choice.label, clips, report))), work, report)

@@ -24,7 +24,13 @@ from stylenorm.errors import StylenormError
 from stylenorm.images import to_tensor, to_uint8
 from stylenorm.norms import temporal_instance_norm
 from stylenorm.style.stylize import (
-    StyleChoice, _resample, inference_net, one_pass_limit, preserve_colors, resolve_precision, working_size,
+    StyleChoice,
+    _resample,
+    inference_net,
+    one_pass_limit,
+    preserve_colors,
+    resolve_precision,
+    working_size,
 )
 
 STABILIZE_MODES = ("norm", "flow", "none")

@@ -33,7 +33,6 @@ from torch import nn
 from stylenorm.errors import StylenormError
 from stylenorm.norms import NormKind, layer_kind, norm_kind
 
-
 GRID = 4  # the network downsamples twice by 2
 
 

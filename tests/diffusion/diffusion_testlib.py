@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stylenorm.diffusion.train import DiffusionTrainConfig
+from stylenorm.diffusion.config import DiffusionTrainConfig
 from stylenorm.diffusion.unet import UNet, UNetConfig
 
 

@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from diffusion_testlib import tiny_train_config, tiny_unet
 from safetensors.torch import load_file
 
 from stylenorm.checkpoints import load_training_state
+from stylenorm.diffusion.config import DiffusionTrainConfig
 from stylenorm.diffusion.data import DatasetError, load_images, split_holdout
 from stylenorm.diffusion.schedule import Diffusion
-from stylenorm.diffusion.train import DiffusionTrainConfig, train
+from stylenorm.diffusion.train import train
 from stylenorm.errors import StylenormError
 from stylenorm.training import NonFiniteLossError
-
-from diffusion_testlib import tiny_train_config, tiny_unet
 
 
 def test_a_few_steps_on_a_fixed_batch_lower_the_loss() -> None:

@@ -6,11 +6,10 @@ import math
 
 import pytest
 import torch
+from diffusion_testlib import tiny_unet
 
 from stylenorm.diffusion.schedule import Diffusion, guided_denoiser, make_betas
 from stylenorm.errors import StylenormError
-
-from diffusion_testlib import tiny_unet
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine"])

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from diffusion_testlib import tiny_unet
 
 from stylenorm.diffusion.unet import ResBlock, UNet, UNetConfig
 from stylenorm.errors import StylenormError
 from stylenorm.norms import FiLM, default_groups, group_counts, make_norm
-
-from diffusion_testlib import tiny_unet
 
 
 @pytest.mark.parametrize("size", [8, 12, 14, 28])

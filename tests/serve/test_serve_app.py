@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from serve_testlib import demo_cat
 
 from stylenorm.errors import StylenormError
 from stylenorm.images import load_image
 from stylenorm.serve.app import ServeConfig, StyleOptions, blend_text, model_cards, sample_grid, style_names, stylize_upload
 from stylenorm.style.stylize import list_shipped_styles, resolve_style, stylize_file
-
-from serve_testlib import demo_cat
 
 
 @pytest.fixture()

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from serve_testlib import DEMO, demo_cat
 
 from stylenorm.images import load_image
 from stylenorm.serve.app import ServeConfig, launch, style_names
@@ -30,7 +31,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="no 
 expect = playwright_api.expect
 RESULT_TIMEOUT_MS = 120_000  # a stylized photo on a busy 2-core machine
 
-from serve_testlib import DEMO, demo_cat
 
 
 def _free_port() -> int:

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from style_testlib import make_tiny_vgg, smooth_photo
 
 

@@ -8,11 +8,17 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from style_testlib import smooth_photo
+
 from stylenorm.images import to_tensor
 from stylenorm.style.evaluate import (
-    EVAL_LAYERS, StyleScorer, cover_crop, palette_distance, resize_to_width, srgb_to_lab, structure_scores,
+    EVAL_LAYERS,
+    StyleScorer,
+    cover_crop,
+    palette_distance,
+    resize_to_width,
+    srgb_to_lab,
+    structure_scores,
 )
 from stylenorm.style.loss import load_vgg
 

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from style_testlib import smooth_photo, two_style_net
 
 from stylenorm.checkpoints import load_model, save_model
 from stylenorm.images import to_tensor
 from stylenorm.style import optimize as opt
 from stylenorm.style.net import net_config
-
-from style_testlib import smooth_photo, two_style_net
 
 
 @pytest.fixture()

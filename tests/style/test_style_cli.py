@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -341,8 +341,9 @@ def test_ctrl_c_names_the_last_checkpoint_and_the_resume_command(tmp_path, tiny_
 def test_init_weights_start_from_a_trained_network(tmp_path, tiny_vgg, tiny_data):
     from stylenorm.checkpoints import load_model, save_model
     from stylenorm.config import build_config
+    from stylenorm.style.config import StyleTrainConfig
     from stylenorm.style.net import TransformerNet, net_config
-    from stylenorm.style.train import StyleTrainConfig, train_style
+    from stylenorm.style.train import train_style
 
     torch.manual_seed(5)
     start = TransformerNet("in", 2)

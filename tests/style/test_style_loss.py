@@ -8,15 +8,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
+from style_testlib import SHARED, make_tiny_vgg
 
 from stylenorm.errors import StylenormError
 from stylenorm.style import loss as loss_mod
 from stylenorm.style.loss import (
-    CAFFE_FEATURE_SCALE, LAYER_INDEX, LossWeights, PerceptualLoss, gram_matrix, load_vgg, load_vgg_file, loss_recipe,
+    CAFFE_FEATURE_SCALE,
+    LAYER_INDEX,
+    LossWeights,
+    PerceptualLoss,
+    gram_matrix,
+    load_vgg,
+    load_vgg_file,
+    loss_recipe,
     total_variation,
 )
-
-from style_testlib import SHARED, make_tiny_vgg
 
 
 def test_gram_matrix_is_normalised_channel_correlation():

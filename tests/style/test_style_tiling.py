@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+from style_testlib import smooth_photo
 
 from stylenorm.errors import StylenormError
 from stylenorm.norms import DEFAULT_SPECS, norm_kind
 from stylenorm.style.net import TransformerNet
 from stylenorm.style.tiling import (
-    capture_statistics, exact_stylize, frozen_statistics, shares_image_statistics, tiled_stylize,
+    capture_statistics,
+    exact_stylize,
+    frozen_statistics,
+    shares_image_statistics,
+    tiled_stylize,
 )
-
-from style_testlib import smooth_photo
 
 
 def _net(seed: int = 0, num_styles: int = 1) -> TransformerNet:

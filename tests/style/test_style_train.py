@@ -9,14 +9,14 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
+from style_testlib import make_tiny_vgg
 
 from stylenorm.checkpoints import load_model
 from stylenorm.errors import StylenormError
+from stylenorm.style.config import StyleTrainConfig
 from stylenorm.style.loss import LossWeights, PerceptualLoss, load_vgg
 from stylenorm.style.net import TransformerNet
-from stylenorm.style.train import StyleTrainConfig, train_style
-
-from style_testlib import make_tiny_vgg
+from stylenorm.style.train import train_style
 
 
 def test_a_few_steps_on_a_fixed_batch_lower_the_loss(tmp_path):
@@ -99,7 +99,7 @@ def test_gradient_accumulation_steps_the_optimizer_once_per_step(tiny_vgg, tiny_
 
 
 def test_holdout_photos_are_a_fixed_split_never_trained_on(tiny_data):
-    from stylenorm.style.train import ContentPhotos
+    from stylenorm.style.data import ContentPhotos
 
     everything = ContentPhotos(tiny_data["content"])
     split = ContentPhotos(tiny_data["content"], holdout=2)
@@ -124,8 +124,8 @@ def test_checkpoints_keep_the_loss_history_across_resume(tiny_vgg, tiny_data, tm
 def test_a_frame_strip_along_a_paintings_edge_is_cropped_away(tmp_path):
     """the_scream's scan has the board it is painted on down its right side; a Gram loss would
     learn it as a motif and the network paint it as a stripe along every output's edge."""
+    from stylenorm.style.data import load_style_image
     from stylenorm.style.optimize import load_painting
-    from stylenorm.style.train import load_style_image
 
     painting = np.full((200, 300, 3), 128, np.uint8)
     painting[:, -12:] = (20, 200, 200)  # a teal strip, 4 % of the width

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from style_testlib import smooth_photo, two_style_net
 
 from stylenorm.checkpoints import WeightsError, save_model
 from stylenorm.errors import StylenormError
 from stylenorm.images import to_tensor
 from stylenorm.style import stylize as sty
+from stylenorm.style.dispatch import stylize_many
 from stylenorm.style.net import TransformerNet, net_config
-
-from style_testlib import smooth_photo, two_style_net
 
 
 @pytest.fixture()
@@ -140,12 +140,12 @@ def test_automatic_tiling_for_large_images(weights_dir, monkeypatch):
 def test_default_output_beside_input_and_output_options(weights_dir, photo, tmp_path):
     choice = sty.resolve_style(None, weights_dir=weights_dir)
     lines = []
-    assert sty.stylize_many(choice, [photo], None, report=lines.append) == 0
+    assert stylize_many(choice, [photo], None, report=lines.append) == 0
     out = photo.with_name("photo_alpha.jpg")
     assert out.is_file() and Image.open(out).size == (44, 36)
-    assert sty.stylize_many(choice, [photo], tmp_path / "named.png", report=lines.append) == 0
+    assert stylize_many(choice, [photo], tmp_path / "named.png", report=lines.append) == 0
     assert Image.open(tmp_path / "named.png").format == "PNG"
-    assert sty.stylize_many(choice, [photo.parent], tmp_path / "folder", report=lines.append) == 0
+    assert stylize_many(choice, [photo.parent], tmp_path / "folder", report=lines.append) == 0
     # the folder's earlier outputs (photo_alpha.jpg, named.png) are recognised and not stylized again
     assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == ["photo_alpha.jpg"]
 
@@ -167,7 +167,7 @@ def test_batch_reports_bad_files_and_keeps_going(weights_dir, photo, tmp_path):
     Image.fromarray(smooth_photo(30, 30, 9)).save(photo.parent / "z_last.png")
     out = tmp_path / "out"
     lines = []
-    failures = sty.stylize_many(sty.resolve_style("alpha", weights_dir=weights_dir), [photo.parent], out, report=lines.append)
+    failures = stylize_many(sty.resolve_style("alpha", weights_dir=weights_dir), [photo.parent], out, report=lines.append)
     assert failures == 2
     assert sorted(p.name for p in out.iterdir()) == ["photo_alpha.jpg", "z_last_alpha.png"]  # no partial files
     errors = [line for line in lines if line.startswith("error")]
@@ -247,7 +247,7 @@ def test_a_folder_run_names_what_it_skipped(weights_dir, photo, tmp_path):
     (folder / ".DS_Store").write_bytes(b"\x00")
     lines = []
     out = tmp_path / "out"
-    assert sty.stylize_many(sty.resolve_style("alpha", weights_dir=weights_dir), [folder], out, report=lines.append) == 0
+    assert stylize_many(sty.resolve_style("alpha", weights_dir=weights_dir), [folder], out, report=lines.append) == 0
     assert sorted(p.name for p in out.iterdir()) == ["photo_alpha.jpg"]
     notes = [line for line in lines if line.startswith("skipped")]
     assert notes == ["skipped 3 entries of the input folder(s) that are not photos: clip.mp4 (a clip: pass it by "
