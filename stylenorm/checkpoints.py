@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from stylenorm.atomic import atomic_directory, atomic_output
+from stylenorm.config import migrate
 from stylenorm.errors import StylenormError
 
 CARD_KEY = "card"
@@ -239,7 +240,7 @@ def latest_checkpoint(run_or_checkpoint: str | os.PathLike) -> Path:
 def run_options(run_or_checkpoint: str | os.PathLike) -> dict[str, Any]:
     """The options a run was started with (saved in its latest checkpoint), so `--resume RUN` alone continues it."""
     _, _, state = load_training_state(latest_checkpoint(run_or_checkpoint))
-    return dict(state.get("config", {}))
+    return migrate(state.get("config", {}))
 
 
 # stylenorm/weights links to the top-level weights/ in a clone and is a folder in the wheel

@@ -39,18 +39,55 @@ HELP_USER_WEIGHTS = "the weights folder of $STYLENORM_HOME, else of ~/.local/sha
 
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, default_factory: Any = dataclasses.MISSING,
-            flag: str | None = None, short: str | None = None, aliases: tuple[str, ...] = (),
-            negative: str | None = None, repeat: bool = False) -> Any:
-    """A config field and its command-line option.
+            flag: str | None = None, short: str | None = None, negative: str | None = None, repeat: bool = False) -> Any:
+    """A config field and its command-line option: one spelling each.
 
-    The option is `--<name with dashes>` (and `short`, e.g. -o) unless `flag` names another spelling,
-    shared with the other commands; the field's own spelling then still works, hidden, as do `aliases`
-    (old spellings users may have in scripts). A bool is a `--x/--no-x` pair (`negative` adds one more off-switch). A list
-    is one comma-separated value (`--style-scales 1,0.5`), or with `repeat` an option given once
-    per item (lists of files, whose names may hold commas).
+    The option is `--<name with dashes>` (and `short`, e.g. -o) unless `flag` names another spelling
+    (`--style` for the list `styles`, given once per painting). A bool is a `--x/--no-x` pair (`negative`
+    adds one more off-switch). A list is one comma-separated value (`--style-scales 1,0.5`), or with
+    `repeat` an option given once per item (lists of files, whose names may hold commas).
     """
     return dataclasses.field(default=default, default_factory=default_factory, metadata={
-        "help": help, "flag": flag, "short": short, "aliases": aliases, "negative": negative, "repeat": repeat})
+        "help": help, "flag": flag, "short": short, "negative": negative, "repeat": repeat})
+
+
+# Config field names before each concept had one spelling across the trainers. Presets, checkpoints
+# and model cards written then still hold them; migrate() reads them as today's names.
+RENAMED = {"output_dir": "run_dir", "gradient_accumulation_steps": "grad_accum", "max_grad_norm": "grad_clip",
+           "sample_every": "preview_every"}
+
+
+def migrate(values: dict[str, Any]) -> dict[str, Any]:
+    """Saved or written options with today's field names (a value under both names: today's wins)."""
+    out = {RENAMED.get(k, k): v for k, v in values.items() if k not in RENAMED}
+    out.update({RENAMED[k]: v for k, v in values.items() if k in RENAMED and RENAMED[k] not in values})
+    return out
+
+
+@dataclasses.dataclass
+class LoopSettings:
+    """The training loop's options, declared once for every trainer config that inherits them
+    (training.FitConfig.from_settings maps them onto the loop). A trainer changes a default with
+    `loop_default`, which keeps the help written here."""
+
+    run_dir: str | None = setting(None, help="Run folder: checkpoints, previews (and, for diffusion, the model).")
+    steps: int = setting(2000, help="Optimizer steps.")
+    lr: float = setting(1e-3, help="Learning rate (Adam/AdamW; the peak where there is a schedule).")
+    grad_accum: int = setting(1, help=HELP_GRAD_ACCUM)
+    grad_clip: float = setting(0.0, help=HELP_GRAD_CLIP)
+    mixed_precision: str = setting("no", help=HELP_MIXED_PRECISION)
+    seed: int = setting(0, help=HELP_SEED)
+    checkpoint_every: int = setting(200, help=HELP_CHECKPOINT_EVERY)
+    keep_checkpoints: int = setting(3, help=HELP_KEEP_CHECKPOINTS)
+    preview_every: int = setting(200, help="Preview grid PNG every N steps (0 = none).")
+    threads: int | None = setting(None, help=HELP_THREADS)
+    cpu: bool = setting(False, help=HELP_CPU)
+
+
+def loop_default(name: str, default: Any) -> Any:
+    """A LoopSettings field with another default, for one trainer (the help stays LoopSettings')."""
+    field = LoopSettings.__dataclass_fields__[name]
+    return dataclasses.field(default=default, metadata=field.metadata)
 
 
 def resolve_config(name_or_path: str) -> Path:
@@ -70,7 +107,7 @@ def build_config(cls: type[T], config: str | os.PathLike | None, overrides: dict
     """Defaults of `cls`, then the options a resumed run was `started_with` (checkpoints.run_options;
     names `cls` no longer has are dropped), then the config file's values, then every override that is not None."""
     fields = {f.name for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {k: v for k, v in (started_with or {}).items() if k in fields}
+    values: dict[str, Any] = {k: v for k, v in migrate(started_with or {}).items() if k in fields}
     if config is not None:
         path = resolve_config(str(config))
         try:
@@ -82,7 +119,7 @@ def build_config(cls: type[T], config: str | os.PathLike | None, overrides: dict
                                  "fix the file") from None
         if not isinstance(loaded, dict):
             raise StylenormError(f"config {path} must be a mapping of option: value")
-        values.update(loaded)
+        values.update(migrate(loaded))
     values.update({k: v for k, v in overrides.items() if v is not None})
     unknown = sorted(set(values) - fields)
     if unknown:

@@ -12,6 +12,7 @@ resume with the architecture check, --lr on resume), previews and the export.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import sys
 import time
@@ -25,6 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from stylenorm import checkpoints
 from stylenorm.atomic import check_writable
+from stylenorm.config import LoopSettings, migrate
 from stylenorm.devices import cpu_has_native_bf16, set_threads
 from stylenorm.errors import StylenormError
 
@@ -166,7 +168,7 @@ class FitConfig:
     seed: int = 0
     mixed_precision: str = "no"
     grad_accum: int = 1
-    max_grad_norm: float = 0.0  # clip the gradient norm to this; 0 = off
+    grad_clip: float = 0.0  # clip the gradient norm to this; 0 = off
     ema_decay: float | None = None  # None: no EMA copy
     checkpoint_every: int = 0  # 0 = no checkpoints; otherwise also at the last step
     keep_checkpoints: int = 3
@@ -182,6 +184,13 @@ class FitConfig:
     # what Ctrl-C prints to continue the run (None: the loop names --resume RUN_DIR alone)
     resume_command: str | None = None
     smoothing: float = 0.95  # of the losses shown on the bar and written into the card
+
+    @classmethod
+    def from_settings(cls, settings: LoopSettings, **rest: Any) -> "FitConfig":
+        """The loop's options of a trainer config (LoopSettings: one mapping for every trainer), plus `rest`."""
+        loop = {f.name: getattr(settings, f.name) for f in dataclasses.fields(LoopSettings)}
+        loop["run_dir"] = Path(loop["run_dir"]) if loop["run_dir"] else None
+        return cls(**{**loop, **rest})
 
 
 @dataclass
@@ -277,7 +286,7 @@ def _override_lr(optimizer: torch.optim.Optimizer, scheduler: Any, lr: float) ->
 
 def check_resume(task: TrainingTask, saved: dict[str, Any], source: Path) -> None:
     """Refuse to resume into another architecture, naming the option that differs."""
-    then, now = task.resume_facts(saved), task.resume_facts(task.config_dict())
+    then, now = task.resume_facts(migrate(saved)), task.resume_facts(task.config_dict())
     for name, value in then.items():
         if value is not None and value != now.get(name):
             raise StylenormError(
@@ -357,8 +366,8 @@ def fit(task: TrainingTask, config: FitConfig) -> FitResult:
     def card_now() -> dict[str, Any]:
         facts = task.card(scored_model(), step, history, smoothed)
         steps = [h for h in history if "seconds" in h]
-        training = {"steps": step, "seed": config.seed, "lr": config.lr, "gradient_accumulation_steps": config.grad_accum,
-                    "max_grad_norm": config.max_grad_norm, "mixed_precision": config.mixed_precision,
+        training = {"steps": step, "seed": config.seed, "lr": config.lr, "grad_accum": config.grad_accum,
+                    "grad_clip": config.grad_clip, "mixed_precision": config.mixed_precision,
                     "device": device.type, "num_processes": world,
                     **({"ema_decay": config.ema_decay} if config.ema_decay is not None else {}),
                     **({"seconds_per_step": round(sum(h["seconds"] for h in steps) / len(steps), 3)} if steps else {}),
@@ -384,8 +393,8 @@ def fit(task: TrainingTask, config: FitConfig) -> FitResult:
                         losses = task.training_step(model, indices, micro)
                     check_finite(losses[task.objective].detach(), step)
                     accelerator.backward(losses[task.objective])
-                    if accelerator.sync_gradients and config.max_grad_norm > 0:
-                        accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                    if accelerator.sync_gradients and config.grad_clip > 0:
+                        accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
                     optimizer.step()
                     if scheduler is not None and accelerator.sync_gradients:
                         scheduler.step()

@@ -1,4 +1,4 @@
-"""The command line's options: generated from the config dataclasses, one name per concept, old spellings kept."""
+"""The command line's options: generated from the config dataclasses, one spelling per concept; old config names migrate."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import typer
 
 from stylenorm import cli
 from stylenorm.cli.options import option_name
+from stylenorm.config import LoopSettings, build_config
 from stylenorm.diffusion.config import ClassifierConfig, DiffusionTrainConfig
 from stylenorm.style.config import StyleTrainConfig
+from stylenorm.training import FitConfig
 
 
 @pytest.fixture(autouse=True)
@@ -47,8 +49,20 @@ def test_every_config_field_is_an_option_with_the_fields_help(path, cls):
         param = options.get(option_name(field))
         assert param is not None, f"{cls.__name__}.{field.name} has no option {option_name(field)}"
         assert not param.hidden and param.help == field.metadata["help"]
-        own = "--" + field.name.replace("_", "-")
-        assert own in options, f"{cls.__name__}.{field.name} is not reachable as {own}"
+    assert not [p for p in click_command(*path).params if p.hidden], "one spelling per option: no hidden ones"
+
+
+LOOP_FIELDS = [f.name for f in dataclasses.fields(LoopSettings)]
+
+
+@pytest.mark.parametrize("cls", [StyleTrainConfig, DiffusionTrainConfig, ClassifierConfig], ids=lambda c: c.__name__)
+def test_every_trainer_takes_the_loop_options_from_one_declaration(cls):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in LOOP_FIELDS:  # the same option and help; only the default may be the trainer's own
+        assert fields[name].metadata == LoopSettings.__dataclass_fields__[name].metadata, name
+    fit = FitConfig.from_settings(cls(), run_dir="R")
+    assert (fit.steps, fit.lr, fit.grad_clip, fit.checkpoint_every) == (cls().steps, cls().lr, cls().grad_clip,
+                                                                        cls().checkpoint_every)
 
 
 @pytest.mark.parametrize("path", list(every_command()), ids=lambda p: " ".join(p) or "stylenorm")
@@ -76,24 +90,29 @@ def capture(monkeypatch, module: str, function: str, result):
     return configs
 
 
-@pytest.mark.parametrize("args", [
-    ["--grad-accum", "3", "--run-dir", "R"],
-    ["--gradient-accumulation-steps", "3", "--output-dir", "R"],  # the old spellings, hidden
-    ["--gradient-accumulation-steps", "3", "-o", "R"],
-])
-def test_diffusion_train_options_and_their_old_spellings(run, monkeypatch, args):
+def test_diffusion_train_options(run, monkeypatch):
     configs = capture(monkeypatch, "stylenorm.diffusion.train", "train", "R/model.safetensors")
-    result = run("diffusion", "train", "-c", "diffusion_mnist", *args, "--unconditional")
+    result = run("diffusion", "train", "-c", "diffusion_mnist", "--grad-accum", "3", "--run-dir", "R", "--unconditional")
     assert result.returncode == 0, result.stderr
     cfg = configs[0]
-    assert (cfg.gradient_accumulation_steps, cfg.output_dir, cfg.class_conditional) == (3, "R", False)
+    assert (cfg.grad_accum, cfg.run_dir, cfg.class_conditional) == (3, "R", False)
     assert cfg.lr == 0.001  # from the preset
 
 
-def test_old_spellings_are_hidden_from_help(run):
-    help_text = run("diffusion", "train", "--help").stdout
-    assert "--grad-accum" in help_text and "--run-dir" in help_text
-    assert "--gradient-accumulation-steps" not in help_text and "--output-dir" not in help_text
+@pytest.mark.parametrize("old", ["--gradient-accumulation-steps", "--output-dir", "--sample-every", "-o"])
+def test_old_spellings_of_the_loop_options_are_gone(run, old):
+    result = run("diffusion", "train", old, "3")
+    assert result.returncode == 2 and "No such option" in result.stderr
+    assert f" {old} " not in run("diffusion", "train", "--help").stdout
+
+
+def test_a_preset_or_a_checkpoint_with_the_old_field_names_reads_as_todays(tmp_path):
+    preset = tmp_path / "old.yaml"
+    preset.write_text("gradient_accumulation_steps: 2\noutput_dir: runs/old\nsample_every: 7\nsteps: 3\n")
+    cfg = build_config(DiffusionTrainConfig, preset, {})
+    assert (cfg.grad_accum, cfg.run_dir, cfg.preview_every, cfg.steps) == (2, "runs/old", 7, 3)
+    started = build_config(StyleTrainConfig, None, {"steps": 5}, started_with={"max_grad_norm": 0.5, "steps": 2})
+    assert (started.grad_clip, started.steps) == (0.5, 5)  # a run's saved options, today's given ones on top
 
 
 def test_train_style_lists_flags_and_preset_override(run, monkeypatch, tmp_path):
@@ -105,14 +124,8 @@ def test_train_style_lists_flags_and_preset_override(run, monkeypatch, tmp_path)
     cfg = configs[0]
     assert cfg.styles == ["a.jpg", "b.jpg"] and cfg.style_scales == [1.0, 0.5]
     assert cfg.style_layers == ["relu1_2", "relu2_2"] and cfg.preview_images == ["p.png"]
-    assert cfg.max_grad_norm == 0.5 and cfg.cpu is False and cfg.half is False  # the preset said cpu: true
+    assert cfg.grad_clip == 0.5 and cfg.cpu is False and cfg.half is False  # the preset said cpu: true
     assert cfg.image_size == 256  # untouched preset values stay
-
-
-def test_a_fields_own_name_works_where_the_option_is_named_otherwise(run, monkeypatch, tmp_path):
-    configs = capture(monkeypatch, "stylenorm.style.train", "train_style", tmp_path / "w.safetensors")
-    assert run("train-style", "--max-grad-norm", "2", "--styles", "a.jpg").returncode == 0
-    assert configs[0].max_grad_norm == 2.0 and configs[0].styles == ["a.jpg"]
 
 
 def test_train_classifier_takes_a_config_file_and_threads(run, monkeypatch, tmp_path):

@@ -109,8 +109,8 @@ def test_resume_with_steps_below_the_saved_step_is_refused(tmp_path, one_thread)
 def test_a_moved_run_resumes_where_it_is_now(tmp_path, run, monkeypatch, one_thread):
     monkeypatch.chdir(tmp_path)
     config = tiny_train_config(Path("first"), dropout=0.0).to_dict()
-    Path("tiny.yaml").write_text(json.dumps({k: v for k, v in config.items() if k != "output_dir"}))
-    assert run("diffusion", "train", "-c", "tiny.yaml", "-o", "first", "--steps", "2").returncode == 0
+    Path("tiny.yaml").write_text(json.dumps({k: v for k, v in config.items() if k != "run_dir"}))
+    assert run("diffusion", "train", "-c", "tiny.yaml", "--run-dir", "first", "--steps", "2").returncode == 0
     os.rename("first", "moved")
     result = run("diffusion", "train", "--resume", "moved", "--steps", "4")
     assert result.returncode == 0, result.stderr
@@ -121,7 +121,7 @@ def test_a_moved_run_resumes_where_it_is_now(tmp_path, run, monkeypatch, one_thr
 
 def test_a_moved_run_resumed_with_its_preset_writes_where_it_is_now(tmp_path, run, monkeypatch, one_thread):
     monkeypatch.chdir(tmp_path)
-    Path("tiny.yaml").write_text(json.dumps(tiny_train_config(Path("first"), dropout=0.0).to_dict()))  # output_dir: first
+    Path("tiny.yaml").write_text(json.dumps(tiny_train_config(Path("first"), dropout=0.0).to_dict()))  # run_dir: first
     assert run("diffusion", "train", "-c", "tiny.yaml", "--steps", "2").returncode == 0
     os.rename("first", "moved")
     result = run("diffusion", "train", "-c", "tiny.yaml", "--resume", "moved", "--steps", "4")

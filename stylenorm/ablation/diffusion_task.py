@@ -42,8 +42,8 @@ def train_config(preset: DiffusionPreset, norm: str, batch_size: int, seed: int,
         base_channels=preset.base_channels, channel_mults=preset.channel_mults, num_res_blocks=preset.num_res_blocks,
         attention_resolutions=(), dropout=0.0,  # dropout would blur BatchNorm's train/eval comparison
         norm=norm, steps=steps, batch_size=batch_size, lr=lr_for(preset, batch_size),
-        warmup_steps=max(1, min(100, steps // 10)), ema_decay=0.995, seed=seed, output_dir=str(run_dir / "train"),
-        eval_every=steps, sample_every=steps, checkpoint_every=steps, keep_checkpoints=1,
+        warmup_steps=max(1, min(100, steps // 10)), ema_decay=0.995, seed=seed, run_dir=str(run_dir / "train"),
+        eval_every=steps, preview_every=steps, checkpoint_every=steps, keep_checkpoints=1,
         sample_steps=preset.sample_steps, cpu=cpu, threads=threads,
     )
 

@@ -30,10 +30,10 @@ def diffusion_train(
     if resume is not None:
         from stylenorm.checkpoints import run_directory, run_options
 
-        # alone, --resume continues with the options the run was started with; a preset's output_dir
+        # alone, --resume continues with the options the run was started with; a preset's run_dir
         # names where the run was started, not where it is now (it may have been moved)
         started_with = run_options(resume)
-        overrides = {**overrides, "output_dir": overrides.get("output_dir") or str(run_directory(resume))}
+        overrides = {**overrides, "run_dir": overrides.get("run_dir") or str(run_directory(resume))}
     cfg = build_config(DiffusionTrainConfig, config, overrides, started_with)
     typer.echo(f"model written to {train(cfg, resume=resume)}")
 

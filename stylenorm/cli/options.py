@@ -96,26 +96,20 @@ def _unwrap_optional(hint: Any) -> Any:
     return hint
 
 
-def _field_options(field: dataclasses.Field, hint: Any) -> list[tuple[str, Any, Callable[[Any], Any]]]:
-    """(parameter name, Annotated type, converter) of the option of `field` and of each hidden alias."""
+def _field_option(field: dataclasses.Field, hint: Any) -> tuple[str, Any, Callable[[Any], Any]]:
+    """(parameter name, Annotated type, converter) of the one option of `field`."""
     meta = field.metadata
     if "help" not in meta:
         raise TypeError(f"config field {field.name} has no help; declare it with stylenorm.config.setting")
     hint = _unwrap_optional(hint)
     main = option_name(field)
-    own = "--" + field.name.replace("_", "-")
-    visible = [main] + ([meta["short"]] if meta.get("short") else [])
-    hidden = ([own] if own != main else []) + list(meta.get("aliases", ()))
-    keep: Callable[[Any], Any] = lambda value: value  # noqa: E731
+    decls = [main] + ([meta["short"]] if meta.get("short") else [])
+    convert: Callable[[Any], Any] = lambda value: value  # noqa: E731
     if hint is bool:
-        def pair(name: str) -> list[str]:
-            return [f"{name}/--no-{name[2:]}"] if name.startswith("--") else [name]
-        decls = pair(main) + ([f" /{meta['negative']}"] if meta.get("negative") else [])
-        cli_type, convert = Optional[bool], keep
-        hidden_decls = [pair(name) for name in hidden]
+        decls = [f"{main}/--no-{main[2:]}"] + ([f" /{meta['negative']}"] if meta.get("negative") else [])
+        cli_type = Optional[bool]
     elif get_origin(hint) in (list, tuple):
         element = get_args(hint)[0]
-        decls, hidden_decls = visible, [[name] for name in hidden]
         if meta.get("repeat"):
             cli_type, convert = Optional[list[element]], list
         else:
@@ -129,23 +123,27 @@ def _field_options(field: dataclasses.Field, hint: Any) -> list[tuple[str, Any, 
                 return [check_finite(name, v) for v in values] if element is float else values
             cli_type = Optional[str]
     else:
-        decls, hidden_decls = visible, [[name] for name in hidden]
-        cli_type, convert = Optional[hint], keep
-    options = [(field.name, Annotated[cli_type, typer.Option(*decls, help=meta["help"])], convert)]
-    options += [(f"{field.name}__alias{i}", Annotated[cli_type, typer.Option(*d, hidden=True)], convert)
-                for i, d in enumerate(hidden_decls)]
-    return options
+        cli_type = Optional[hint]
+    return field.name, Annotated[cli_type, typer.Option(*decls, help=meta["help"])], convert
+
+
+def _fields_in_help_order(cls: type) -> list[dataclasses.Field]:
+    """The fields a config declares itself first, then those it inherits (LoopSettings'), so a command's
+    help opens with what is particular to it."""
+    inherited = {f.name for base in cls.__mro__[1:] if dataclasses.is_dataclass(base) for f in dataclasses.fields(base)}
+    fields = dataclasses.fields(cls)
+    return [f for f in fields if f.name not in inherited] + [f for f in fields if f.name in inherited]
 
 
 def config_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A command that also takes one option per field of config dataclass `cls`.
 
     The decorated command declares its own parameters (e.g. `config: Config = None`) and
-    `**overrides`, which receives {field: value} of the options given (a hidden alias counts as
-    its field); fields whose option was not given are absent, so presets and defaults hold.
+    `**overrides`, which receives {field: value} of the options given; fields whose option was not
+    given are absent, so presets and defaults hold.
     """
     hints = get_type_hints(cls)
-    generated = [option for f in dataclasses.fields(cls) for option in _field_options(f, hints[f.name])]
+    generated = [_field_option(f, hints[f.name]) for f in _fields_in_help_order(cls)]
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         command_hints = get_type_hints(command, include_extras=True)
@@ -154,15 +152,12 @@ def config_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., An
         clash = {p.name for p in own} & {name for name, _, _ in generated}
         if clash:
             raise TypeError(f"{command.__name__} declares {sorted(clash)}, which are fields of {cls.__name__}")
-        converters = {name: (name.split("__alias")[0], convert) for name, _, convert in generated}
+        converters = {name: convert for name, _, convert in generated}
 
         @functools.wraps(command)
         def run(**kwargs: Any) -> Any:
-            overrides: dict[str, Any] = {}
-            for name, (field, convert) in converters.items():
-                value = kwargs.pop(name)
-                if value is not None and value != [] and field not in overrides:  # the visible name first
-                    overrides[field] = convert(value)
+            overrides = {name: convert(value) for name, convert in converters.items()
+                         if (value := kwargs.pop(name)) is not None and value != []}
             return command(**kwargs, **overrides)
 
         params = own + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)

@@ -150,10 +150,9 @@ def train_digit_classifier(config: ClassifierConfig) -> tuple[Path, float]:
     refuse_shipped_output(output)  # checked before training, so a run never ends in a refusal
     # a resume continues in the run it was given (where it is now), unless run_dir says otherwise
     run_dir = config.run_dir or (run_directory(config.resume) if config.resume else None)
-    result = fit(ClassifierTask(config), FitConfig(
-        steps=config.steps, lr=config.lr, run_dir=Path(run_dir) if run_dir else None, seed=config.seed,
-        checkpoint_every=config.checkpoint_every, eval_every=config.steps, resume=config.resume, output=output,
-        threads=config.threads, cpu=True, desc="classifier",  # tensors this small train fastest on the CPU
+    result = fit(ClassifierTask(config), FitConfig.from_settings(
+        config, run_dir=Path(run_dir) if run_dir else None, eval_every=config.steps, resume=config.resume, output=output,
+        desc="classifier",
     ))
     return output, result.card["held_out_accuracy"]
 

@@ -10,18 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from stylenorm.config import (
-    HELP_CHECKPOINT_EVERY,
-    HELP_CPU,
-    HELP_GRAD_ACCUM,
-    HELP_GRAD_CLIP,
-    HELP_KEEP_CHECKPOINTS,
-    HELP_MIXED_PRECISION,
-    HELP_RESUME,
-    HELP_SEED,
-    HELP_THREADS,
-    setting,
-)
+from stylenorm.config import HELP_RESUME, LoopSettings, loop_default, setting
 from stylenorm.errors import StylenormError
 from stylenorm.norm_specs import SPEC_HELP, norm_kind
 
@@ -40,7 +29,7 @@ def _int_list(value, name: str, example: str) -> tuple[int, ...]:
 
 
 @dataclass
-class DiffusionTrainConfig:
+class DiffusionTrainConfig(LoopSettings):
     # data
     data: str = setting("mnist5k", help="mnist5k (bundled), mnist, fashion-mnist, cifar10, or a folder of images.")
     data_cache: str | None = setting(None, help="Download folder for torchvision datasets (default ~/.cache/stylenorm).")
@@ -66,28 +55,18 @@ class DiffusionTrainConfig:
     diffusion_steps: int = setting(1000, help="Diffusion steps T.")
     prediction: str = setting("eps", help="eps or v.")
     min_snr_gamma: float | None = setting(None, help="Min-SNR loss weighting gamma (e.g. 5); off by default.")
-    # optimisation
-    steps: int = setting(5000, help="Optimizer steps.")
+    # optimisation (the loop's options are LoopSettings'; these defaults are diffusion's)
+    steps: int = loop_default("steps", 5000)
+    lr: float = loop_default("lr", 5e-4)
+    grad_clip: float = loop_default("grad_clip", 1.0)
+    run_dir: str | None = loop_default("run_dir", "runs/diffusion")
+    checkpoint_every: int = loop_default("checkpoint_every", 250)
+    preview_every: int = loop_default("preview_every", 500)
     batch_size: int = setting(64, help="Images per process and micro-batch.")
-    # The field keeps its name (presets, checkpoints and cards hold it); the option is every trainer's --grad-accum.
-    gradient_accumulation_steps: int = setting(1, flag="--grad-accum", help=HELP_GRAD_ACCUM)
-    lr: float = setting(5e-4, help="Peak learning rate (AdamW).")
     warmup_steps: int = setting(200, help="Linear learning-rate warm-up.")
     weight_decay: float = setting(0.0, help="AdamW weight decay.")
-    grad_clip: float = setting(1.0, help=HELP_GRAD_CLIP)
     ema_decay: float = setting(0.999, help="EMA decay of the weights used for sampling.")
-    mixed_precision: str = setting("no", help=HELP_MIXED_PRECISION)
-    cpu: bool = setting(False, help=HELP_CPU)
-    threads: int | None = setting(None, help=HELP_THREADS)
-    seed: int = setting(0, help=HELP_SEED)
-    # output. The field keeps its name (presets, checkpoints); the option is every trainer's --run-dir,
-    # and -o, which here meant this folder while it means a file elsewhere, still works, hidden.
-    output_dir: str = setting("runs/diffusion", flag="--run-dir", aliases=("-o",),
-                              help="Run folder: checkpoints, sample grids and the final model.safetensors.")
     eval_every: int = setting(250, help="Held-out loss every N steps.")
-    sample_every: int = setting(500, help="Sample grid PNG every N steps.")
-    checkpoint_every: int = setting(250, help=HELP_CHECKPOINT_EVERY)
-    keep_checkpoints: int = setting(3, help=HELP_KEEP_CHECKPOINTS)
     sample_steps: int = setting(50, help="DDIM steps of the periodic sample grids.")
     sample_guidance: float = setting(2.0, help="Guidance scale of the periodic sample grids.")
 
@@ -107,7 +86,7 @@ class DiffusionTrainConfig:
                                      f"{DiffusionTrainConfig.__dataclass_fields__[name].default}")
         if self.lr <= 0:
             raise StylenormError(f"lr {self.lr} must be positive, e.g. 2e-4")
-        for name in ("steps", "batch_size", "gradient_accumulation_steps", "eval_every", "sample_every",
+        for name in ("steps", "batch_size", "grad_accum", "eval_every", "preview_every",
                      "checkpoint_every", "keep_checkpoints", "image_size"):
             if getattr(self, name) < 1:
                 raise StylenormError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -142,19 +121,17 @@ class DiffusionTrainConfig:
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(LoopSettings):
     data: str = setting("mnist5k", help="Labelled digits: mnist5k (bundled) or mnist (downloaded).")
     holdout: int = setting(1000, help="Images kept aside to measure accuracy.")
-    steps: int = setting(1500, help="Optimizer steps.")
+    steps: int = loop_default("steps", 1500)
+    checkpoint_every: int = loop_default("checkpoint_every", 0)  # the training takes a minute
+    preview_every: int = loop_default("preview_every", 0)
+    cpu: bool = loop_default("cpu", True)  # tensors this small train fastest on the CPU
     batch_size: int = setting(64, help="Images per step.")
-    lr: float = setting(1e-3, help="Peak learning rate (AdamW, cosine decay).")
-    seed: int = setting(0, help="Seed of the split, the order and the initialisation.")
     output: str | None = setting(None, short="-o", help="Weights to write (default: your data folder's "
                                                         "weights/mnist_classifier.safetensors; never the shipped one).")
-    run_dir: str | None = setting(None, help="Checkpoints (default: none; the training takes a minute).")
-    checkpoint_every: int = setting(0, help=HELP_CHECKPOINT_EVERY)
     resume: str | None = setting(None, help=HELP_RESUME)
-    threads: int | None = setting(None, help=HELP_THREADS)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "holdout"):  # the held-out accuracy is the classifier's card

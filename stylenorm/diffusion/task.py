@@ -29,7 +29,7 @@ GRID_SAMPLES = 64
 ARCHITECTURE_FIELDS = (
     "data", "image_size", "channels", "base_channels", "channel_mults", "num_res_blocks",
     "attention_resolutions", "num_heads", "norm", "class_conditional", "schedule", "diffusion_steps",
-    "prediction", "min_snr_gamma", "seed", "batch_size", "gradient_accumulation_steps", "holdout", "holdout_seed",
+    "prediction", "min_snr_gamma", "seed", "batch_size", "grad_accum", "holdout", "holdout_seed",
 )
 
 

@@ -25,13 +25,10 @@ from stylenorm.training import FitConfig, fit
 
 def train(config: DiffusionTrainConfig, resume: str | Path | None = None, progress: bool = True) -> Path:
     """Train, checkpointing as it goes; returns the path of the final EMA model."""
-    out_dir = Path(config.output_dir)
-    fit(DiffusionTask(config), FitConfig(
-        steps=config.steps, lr=config.lr, run_dir=out_dir, seed=config.seed, mixed_precision=config.mixed_precision,
-        grad_accum=config.gradient_accumulation_steps, max_grad_norm=config.grad_clip, ema_decay=config.ema_decay,
-        checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
-        preview_every=config.sample_every, eval_every=config.eval_every, threads=config.threads, cpu=config.cpu,
-        resume=resume, output=out_dir / "model.safetensors", progress=progress, desc="diffusion",
+    out_dir = Path(config.run_dir)
+    fit(DiffusionTask(config), FitConfig.from_settings(
+        config, run_dir=out_dir, ema_decay=config.ema_decay, eval_every=config.eval_every, resume=resume,
+        output=out_dir / "model.safetensors", progress=progress, desc="diffusion",
         resume_command=f"stylenorm diffusion train --resume {out_dir}",
     ))
     return out_dir / "model.safetensors"

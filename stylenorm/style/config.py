@@ -8,20 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from stylenorm.config import (
-    HELP_CHECKPOINT_EVERY,
-    HELP_CPU,
-    HELP_FORCE,
-    HELP_GRAD_ACCUM,
-    HELP_GRAD_CLIP,
-    HELP_KEEP_CHECKPOINTS,
-    HELP_MIXED_PRECISION,
-    HELP_RESUME,
-    HELP_SEED,
-    HELP_THREADS,
-    HELP_USER_WEIGHTS,
-    setting,
-)
+from stylenorm.config import HELP_FORCE, HELP_RESUME, HELP_USER_WEIGHTS, LoopSettings, setting
 from stylenorm.errors import StylenormError
 from stylenorm.norm_specs import SPEC_HELP
 from stylenorm.style.loss_recipes import LOSS_NAMES, loss_recipe
@@ -38,7 +25,9 @@ STYLE_REFERENCE_SIZE = 512
 
 
 @dataclass
-class StyleTrainConfig:
+class StyleTrainConfig(LoopSettings):
+    """train-style's options; the loop's (steps, lr, --run-dir: default runs/style/<name>, ...) are LoopSettings'."""
+
     # --style, not --styles: the option is given once per painting
     styles: list[str] = setting(default_factory=list, flag="--style", repeat=True,
                                 help="Style image (repeat for a multi-style network); its file name names the style.")
@@ -49,13 +38,10 @@ class StyleTrainConfig:
     output: str | None = setting(None, short="-o",
                                  help=f"Weights file to write; default: <name>.safetensors in {HELP_USER_WEIGHTS}.")
     force: bool = setting(False, help=HELP_FORCE)
-    run_dir: str | None = setting(None, help="Checkpoints and previews (default runs/style/<name>).")
     norm: str = setting("in", help=f"Norm spec: {SPEC_HELP}.")
     image_size: int = setting(256, help="Square training crop size.")
     style_size: int = setting(320, help="Longest side of the style images.")
     batch_size: int = setting(1, help="Photos per style per step (per process).")
-    steps: int = setting(2000, help="Optimizer steps.")
-    lr: float = setting(1e-3, help="Adam learning rate.")
     loss: str = setting("johnson", help=f"Style loss: {', '.join(LOSS_NAMES)} (style/loss_recipes.py); "
                                         "it sets the layers and the weights not given.")
     content_weight: float | None = setting(None, help="Weight of the content (feature) loss (default: the loss's).")
@@ -74,21 +60,11 @@ class StyleTrainConfig:
                                             "(what add-style does).")
     vgg_weights: str | None = setting(None, help="Local VGG16 file (torchvision or caffe format).")
     vgg_format: str = setting("auto", help="auto, caffe or torchvision.")
-    mixed_precision: str = setting("no", help=HELP_MIXED_PRECISION)
-    grad_accum: int = setting(1, help=HELP_GRAD_ACCUM)
-    # --grad-clip, as diffusion train; 0 = off, as style always trained
-    max_grad_norm: float = setting(0.0, flag="--grad-clip", help=HELP_GRAD_CLIP)
-    seed: int = setting(0, help=HELP_SEED)
-    checkpoint_every: int = setting(200, help=HELP_CHECKPOINT_EVERY)
-    keep_checkpoints: int = setting(3, help=HELP_KEEP_CHECKPOINTS)
-    preview_every: int = setting(200, help="Preview grid PNG every N steps (0 = none).")
     preview_size: int = setting(256, help="Size of the preview photos.")
     # --preview-image, given once per photo, as --style
     preview_images: list[str] = setting(
         default_factory=lambda: [str(DEMO_DIR / "chelsea.png"), str(DEMO_DIR / "astronaut.png")],
         flag="--preview-image", repeat=True, help="Photo of the preview grids (repeat; default: two demo photos).")
-    threads: int | None = setting(None, help=HELP_THREADS)
-    cpu: bool = setting(False, help=HELP_CPU)
     resume: str | None = setting(None, help=HELP_RESUME)
     half: bool = setting(True, help="Store the final weights as float16 (half the size, same pictures).")
     notes: str | None = setting(None, help="Free text for the model card (how and why it was trained this way).")

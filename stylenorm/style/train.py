@@ -23,6 +23,7 @@ from stylenorm.checkpoints import (
     run_directory,
     user_weights_dir,
 )
+from stylenorm.config import migrate
 from stylenorm.errors import StylenormError
 from stylenorm.style.config import StyleTrainConfig, check_vgg_format
 from stylenorm.style.data import style_name
@@ -74,11 +75,9 @@ def train_style(cfg: StyleTrainConfig, progress: bool = True) -> Path:
         run_dir = run_directory(cfg.resume)
     else:
         run_dir = Path("runs") / "style" / cfg.name
-    fit(StyleTask(cfg), FitConfig(
-        steps=cfg.steps, lr=cfg.lr, run_dir=run_dir, seed=cfg.seed, mixed_precision=cfg.mixed_precision,
-        grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm, checkpoint_every=cfg.checkpoint_every,
-        keep_checkpoints=cfg.keep_checkpoints, preview_every=cfg.preview_every, threads=cfg.threads, cpu=cfg.cpu,
-        resume=cfg.resume, output=output, half=cfg.half, progress=progress, desc=f"train-style {cfg.name}",
+    fit(StyleTask(cfg), FitConfig.from_settings(
+        cfg, run_dir=run_dir, resume=cfg.resume, output=output, half=cfg.half, progress=progress,
+        desc=f"train-style {cfg.name}",
         resume_command=(f"stylenorm add-style {' '.join(cfg.styles)} --name {cfg.name} --resume (and the options "
                         "given before)") if cfg.add_to else f"stylenorm train-style --resume {run_dir}",
     ))
@@ -89,7 +88,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike,
                       extra: dict[str, Any] | None = None) -> Path:
     """Turn a training checkpoint into shipped weights + card (for a run stopped before its last step)."""
     model_sd, _, state = load_training_state(latest_checkpoint(checkpoint))
-    cfg = StyleTrainConfig(**{k: v for k, v in state.get("config", {}).items()
+    cfg = StyleTrainConfig(**{k: v for k, v in migrate(state.get("config", {})).items()
                               if k in StyleTrainConfig.__dataclass_fields__})
     if "card" not in state:
         raise StylenormError(f"{checkpoint} was written before checkpoints held their model card; "

@@ -14,7 +14,7 @@ from stylenorm.checkpoints import save_model, shipped_weights
 
 TINY = ["--data", "mnist5k", "--image-size", "8", "--holdout", "16", "--base-channels", "8",
         "--channel-mults", "1,2", "--num-res-blocks", "1", "--attention-resolutions", "4", "--num-heads", "2",
-        "--diffusion-steps", "20", "--batch-size", "8", "--eval-every", "2", "--sample-every", "2",
+        "--diffusion-steps", "20", "--batch-size", "8", "--eval-every", "2", "--preview-every", "2",
         "--checkpoint-every", "2", "--cpu"]
 
 
@@ -27,7 +27,7 @@ def tiny_run(tmp_path_factory) -> Path:
 
     run = tmp_path_factory.mktemp("run")
     old = sys.argv
-    sys.argv = ["stylenorm", "diffusion", "train", *TINY, "--steps", "2", "-o", str(run)]
+    sys.argv = ["stylenorm", "diffusion", "train", *TINY, "--steps", "2", "--run-dir", str(run)]
     try:
         with pytest.raises(SystemExit) as exit_info:
             cli.main()
@@ -47,7 +47,7 @@ def test_train_writes_model_card_checkpoints_and_grids(tiny_run: Path) -> None:
 
 def test_config_preset_with_overrides(run_cli, tmp_path: Path) -> None:
     code, out, err = run_cli("diffusion", "train", "-c", "diffusion_mnist", *TINY, "--steps", "1",
-                             "--channel-mults", "1", "--attention-resolutions", "8", "-o", tmp_path)
+                             "--channel-mults", "1", "--attention-resolutions", "8", "--run-dir", tmp_path)
     assert code == 0, err
     card = json.loads((tmp_path / "model.json").read_text())
     assert card["unet"]["channel_mults"] == [1] and card["training"]["lr"] == 0.001  # lr from the preset
@@ -102,15 +102,15 @@ def test_bad_inputs_give_one_clear_line_and_write_nothing(run_cli, tiny_run: Pat
     empty = tmp_path / "empty"
     empty.mkdir()
     out = tmp_path / "out"
-    _assert_clean_error(run_cli("diffusion", "train", *TINY, "--data", empty, "-o", out), "holds no images")
-    _assert_clean_error(run_cli("diffusion", "train", *TINY, "--data", "cifar100", "-o", out), "unknown dataset 'cifar100'")
-    _assert_clean_error(run_cli("diffusion", "train", *TINY, "--norm", "bn", "--batch-size", "1", "-o", out),
+    _assert_clean_error(run_cli("diffusion", "train", *TINY, "--data", empty, "--run-dir", out), "holds no images")
+    _assert_clean_error(run_cli("diffusion", "train", *TINY, "--data", "cifar100", "--run-dir", out), "unknown dataset 'cifar100'")
+    _assert_clean_error(run_cli("diffusion", "train", *TINY, "--norm", "bn", "--batch-size", "1", "--run-dir", out),
                         "--batch-size 2")
-    _assert_clean_error(run_cli("diffusion", "train", *TINY, "--norm", "layernorm", "-o", out), "unknown norm spec")
+    _assert_clean_error(run_cli("diffusion", "train", *TINY, "--norm", "layernorm", "--run-dir", out), "unknown norm spec")
     assert not out.exists()
     # a checkpoint trained at 8 px cannot continue at 16 px
     _assert_clean_error(run_cli("diffusion", "train", *TINY, "--image-size", "16", "--attention-resolutions", "8", "--steps", "4",
-                                "--resume", tiny_run, "-o", tiny_run), "image_size=8")
+                                "--resume", tiny_run, "--run-dir", tiny_run), "image_size=8")
     # weights of another architecture: shapes that do not fit, or not a diffusion model at all
     tensors = {k: torch.zeros(1) for k in ("input_conv.weight", "out_conv.weight")}
     save_model(tmp_path / "other.safetensors", tensors, json.loads((tiny_run / "model.json").read_text()))
@@ -143,7 +143,7 @@ def test_bench_quick_runs_and_reports_the_diffusers_row_or_its_skip(tmp_path: Pa
 
 
 def test_resume_from_the_cli_needs_only_the_run_directory(run_cli, tmp_path: Path) -> None:
-    assert run_cli("diffusion", "train", *TINY, "--steps", "2", "--lr", "0.002", "-o", tmp_path)[0] == 0
+    assert run_cli("diffusion", "train", *TINY, "--steps", "2", "--lr", "0.002", "--run-dir", tmp_path)[0] == 0
     code, out, err = run_cli("diffusion", "train", "--resume", tmp_path, "--steps", "4")
     assert code == 0, err
     card = json.loads((tmp_path / "model.json").read_text())

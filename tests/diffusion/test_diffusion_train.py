@@ -66,7 +66,7 @@ def test_resume_with_another_image_size_or_architecture_is_refused(tmp_path: Pat
 
 
 def test_training_writes_grids_heldout_losses_and_a_card(tmp_path: Path) -> None:
-    final = train(tiny_train_config(tmp_path, steps=4, gradient_accumulation_steps=2), progress=False)
+    final = train(tiny_train_config(tmp_path, steps=4, grad_accum=2), progress=False)
     from stylenorm.checkpoints import load_model
 
     _, card = load_model(final)
