@@ -21,6 +21,8 @@ from stylenorm.errors import StylenormError
 T = TypeVar("T")
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # a link to the top-level configs/ in a clone
+# Images with more pixels are refused (decompression bombs); ~ a 12000 x 8000 photo, PIL's own default is 89 MP.
+DEFAULT_MAX_PIXELS = 100_000_000
 
 # Help of the options several trainers share, written once.
 HELP_THREADS = "torch CPU threads (the machine may be shared); default: torch's."

@@ -21,9 +21,9 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stylenorm.atomic import atomic_output
+from stylenorm.config import DEFAULT_MAX_PIXELS
 from stylenorm.errors import StylenormError
 
-DEFAULT_MAX_PIXELS = 100_000_000  # ~ a 12000 x 8000 photo; PIL's own default is 89 MP
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 _SAVE_FORMATS = {
     ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",

@@ -11,7 +11,7 @@ from stylenorm import cli
 from stylenorm.cli.options import option_name
 from stylenorm.config import LoopSettings, build_config
 from stylenorm.diffusion.config import ClassifierConfig, DiffusionTrainConfig
-from stylenorm.style.config import StyleTrainConfig
+from stylenorm.style.config import StyleTrainConfig, StylizeOptions
 from stylenorm.training import FitConfig
 
 
@@ -22,6 +22,7 @@ def wide_help(monkeypatch):
 
 
 CONFIG_COMMANDS = [
+    (("stylize",), StylizeOptions),
     (("train-style",), StyleTrainConfig),
     (("diffusion", "train"), DiffusionTrainConfig),
     (("diffusion", "train-classifier"), ClassifierConfig),

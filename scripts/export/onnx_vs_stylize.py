@@ -17,6 +17,7 @@ import torch
 from stylenorm.bench.stylize import DEMO, psnr_db
 from stylenorm.export import onnx_session, run_onnx
 from stylenorm.images import list_images, load_image, to_tensor
+from stylenorm.style.config import StylizeOptions
 from stylenorm.style.stylize import resolve_style, stylize_file
 
 
@@ -34,7 +35,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for src in list_images(DEMO):
             reference = Path(tmp) / f"{src.stem}.png"
-            stylize_file(choice, src, reference, precision="fp32")
+            stylize_file(choice, src, reference, StylizeOptions(precision="fp32"))
             want = to_tensor(load_image(reference).rgb)
             got = run_onnx(session, to_tensor(load_image(src).rgb))
             worst = (got.mul(255).round() - want.mul(255).round()).abs().max().item()

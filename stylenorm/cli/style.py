@@ -10,83 +10,45 @@ import typer
 from stylenorm.cli.options import App, Config, Device, StyleChoice, StyleWeights, Threads, VggFormat, config_options
 from stylenorm.config import HELP_FORCE, HELP_USER_WEIGHTS, build_config
 from stylenorm.errors import StylenormError
-from stylenorm.style.config import STYLE_REFERENCE_SIZE, StyleTrainConfig
-from stylenorm.style.loss_recipes import LOSS_NAMES, OPTIMIZE_ITERATIONS
+from stylenorm.style.config import StyleTrainConfig, StylizeOptions
 
 app = App()  # its commands join the top level (stylenorm stylize, not stylenorm style stylize)
 
 
 @app.command("stylize")
+@config_options(StylizeOptions)
 def stylize_cmd(
     inputs: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
     style: StyleChoice = None,
     weights: StyleWeights = None,
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (one input) or folder."),
-    max_size: Optional[int] = typer.Option(None, "--max-size", help="Shrink so the longest side is at most this."),
-    strength: float = typer.Option(1.0, "--strength", help="1 = full style, 0 = the original photo."),
-    preserve_color: bool = typer.Option(False, "--preserve-color", help="Keep the photo's colours, transfer only luminance."),
-    style_scale: float = typer.Option(
-        1.0, "--style-scale", help=f"Brush-stroke size relative to the picture: 2 = twice as big, 0.5 = half (every photo is "
-        f"stylized at {STYLE_REFERENCE_SIZE} px / scale on its long side, then resized back; any painting: the painting analysed "
-        "at the photo's size x scale)."),
     device: Device = "cpu",
-    tile_size: Optional[int] = typer.Option(None, "--tile-size", help="Process in tiles of this size (default: automatic for "
-                                                                      "large photos; 0 never)."),
-    max_pixels: int = typer.Option(100_000_000, "--max-pixels", help="Refuse larger images (decompression-bomb guard); 0 = no limit."),
-    precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the device computes it natively, else fp32), "
-                                                              "fp32, bf16 or fp16 (GPUs)."),
-    loss: str = typer.Option("gatys", "--loss", help=f"--style PAINTING.jpg: the loss optimized ({', '.join(LOSS_NAMES)})."),
-    iterations: Optional[int] = typer.Option(None, "--iterations", help=f"--style PAINTING.jpg: loss evaluations of the "
-                                                                        f"optimization (default {OPTIMIZE_ITERATIONS})."),
-    style_weight: Optional[float] = typer.Option(None, "--style-weight", help="--style PAINTING.jpg: weight of the painting's "
-                                                                              "Gram loss (default: the loss's own)."),
-    vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="--style PAINTING.jpg: local VGG16 file (default: "
-                                                                           "torchvision's, downloaded once)."),
-    vgg_format: VggFormat = "auto",
-    stabilize: Optional[str] = typer.Option(None, "--stabilize", help="Clips: flow (the default: IN statistics carried across "
-                                                                      "frames + blending along optical flow), norm (the "
-                                                                      "statistics only) or none (per frame)."),
-    frames: bool = typer.Option(False, "--frames", help="Clips as folders of numbered frames: folder inputs are one clip each, "
-                                                        "and clip outputs are frame folders unless -o names a clip file."),
-    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of a frame-folder input (default 25)."),
+    **given,
 ) -> None:
     """Stylize photos and clips; writes <name>_<style>.<ext> beside each input by default.
 
     --style PAINTING.jpg (an image, not weights) stylizes with any painting by optimizing the picture (slower)."""
-    from stylenorm.style.dispatch import stylize_many
     from stylenorm.style.optimize import is_painting_file
-    from stylenorm.style.stylize import check_photo_options, resolve_precision, resolve_style, working_size
+    from stylenorm.style.stylize import check_photo_options, resolve_precision, resolve_style
 
-    check_photo_options(max_size=max_size, max_pixels=max_pixels, tile_size=tile_size)
+    options = StylizeOptions(**given)
+    check_photo_options(options)
+
+    def report(line: str) -> None:
+        typer.echo(line, err=line.startswith(("error", "note")))
+
     if style and is_painting_file(style):
         from stylenorm.style.optimize import stylize_with_painting
 
-        failures = stylize_with_painting(
-            inputs, Path(style), output, loss=loss, iterations=iterations, style_weight=style_weight, style_scale=style_scale,
-            preserve_color=preserve_color, strength=strength, max_size=max_size, max_pixels=max_pixels,
-            precision=precision, device=device, vgg_weights=vgg_weights, vgg_format=vgg_format,
-            report=lambda line: typer.echo(line, err=line.startswith(("error", "note"))),
-        )
-        if failures:
-            raise StylenormError(f"{failures} of the inputs failed (see above); the others were written")
-        return
+        failures = stylize_with_painting(inputs, Path(style), output, options, device=device, report=report)
+    else:
+        from stylenorm.style.dispatch import stylize_many
 
-    resolve_precision(precision, device)  # bad values fail before the weights load
-    working_size(1, 1, style_scale)
-    from stylenorm.style.temporal import DEFAULT_STABILIZE, STABILIZE_MODES
-
-    stabilize = stabilize or DEFAULT_STABILIZE
-    if stabilize not in STABILIZE_MODES:
-        raise StylenormError(f"--stabilize {stabilize!r} is not a mode; use one of {', '.join(STABILIZE_MODES)}")
-    choice = resolve_style(style, weights, device)
-    if choice.note:
-        typer.echo(f"note: {choice.note}", err=True)
-    failures = stylize_many(
-        choice, inputs, output, report=lambda line: typer.echo(line, err=line.startswith(("error", "note"))),
-        stabilize=stabilize, frames=frames, fps=fps,
-        max_size=max_size, strength=strength, preserve_color=preserve_color, style_scale=style_scale, max_pixels=max_pixels,
-        tile_size=tile_size, progress=True, precision=precision,
-    )
+        resolve_precision(options.precision, device)  # bad values fail before the weights load
+        choice = resolve_style(style, weights, device)
+        if choice.note:
+            typer.echo(f"note: {choice.note}", err=True)
+        failures = stylize_many(choice, inputs, output, options, report=report, progress=True)
     if failures:
         raise StylenormError(f"{failures} of the inputs failed (see above); the others were written")
 

@@ -16,16 +16,18 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from stylenorm.checkpoints import WEIGHTS_DIR
+from stylenorm.config import DEFAULT_MAX_PIXELS
 from stylenorm.errors import StylenormError
-from stylenorm.images import DEFAULT_MAX_PIXELS, load_image
+from stylenorm.images import load_image
 from stylenorm.serve.gradio_extra import require_gradio
+from stylenorm.style.config import StylizeOptions
 
 DEFAULT_MAX_SIZE = 1024  # long side of the photo the page stylizes by default: seconds on a CPU
 GRID_SCALE = 4  # 28 px digits shown 4x larger (nearest neighbour, so pixels stay sharp)
@@ -38,15 +40,6 @@ class ServeConfig:
     device: str = "cpu"
     max_pixels: int = DEFAULT_MAX_PIXELS
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="stylenorm_serve_")))
-
-
-@dataclass
-class StyleOptions:
-    style: str | None = None  # a name, or a blend a:0.7,b:0.3
-    strength: float = 1.0
-    preserve_color: bool = False
-    style_scale: float = 1.0
-    max_size: int | None = DEFAULT_MAX_SIZE
 
 
 def style_names() -> list[str]:
@@ -71,33 +64,31 @@ def _style_choice(style: str | None, device: str):
     return resolve_style(style, None, device)
 
 
-def stylize_upload(src: str | os.PathLike | None, options: StyleOptions, config: ServeConfig,
+def stylize_upload(src: str | os.PathLike | None, style: str | None, options: StylizeOptions, config: ServeConfig,
                    progress: Callable[..., object] | None = None) -> tuple[np.ndarray, np.ndarray, Path]:
-    """(before, after, PNG to download): the uploaded photo stylized exactly as `stylenorm stylize` would.
+    """(before, after, PNG to download): the uploaded photo stylized exactly as `stylenorm stylize` would,
+    with `style` (a name, or a blend a:0.7,b:0.3) and the page's options.
 
     progress: called as progress(fraction, desc=...) (gr.Progress on the page)."""
-    from stylenorm.style.stylize import stylize_file, working_size
+    from stylenorm.style.stylize import check_photo_options, stylize_file
 
     if not src:
         raise StylenormError("no photo yet: drop one on the upload box or click it to pick a file")
     src = Path(src)
-    if options.max_size is not None and options.max_size < 16:
-        raise StylenormError(f"maximum size {options.max_size} px is too small; use at least 16")
-    working_size(1, 1, options.style_scale)  # range check before any work
+    options = replace(options, max_pixels=config.max_pixels)
+    check_photo_options(options)  # range checks before any work
     if progress:
         progress(0.05, desc="reading the photo")
     load_image(src, config.max_pixels)  # bad files fail here, with their own message, before the model loads
     if progress:
         progress(0.15, desc="loading the style")
-    choice = _style_choice(options.style, config.device)
+    choice = _style_choice(style, config.device)
     if progress:
         progress(0.3, desc=f"stylizing with {choice.label}")
     out_dir = config.workdir / "results" / uuid.uuid4().hex
     out_dir.mkdir(parents=True)
     dst = out_dir / f"{src.stem}_{choice.label}.png"
-    stylize_file(choice, src, dst, max_size=options.max_size, strength=options.strength,
-                 preserve_color=options.preserve_color, style_scale=options.style_scale,
-                 max_pixels=config.max_pixels, progress=progress is not None)
+    stylize_file(choice, src, dst, options, progress=progress is not None)
     after = load_image(dst, None).rgb
     before = np.asarray(Image.fromarray(load_image(src, config.max_pixels).rgb).resize(
         (after.shape[1], after.shape[0]), Image.LANCZOS))
@@ -168,8 +159,9 @@ def build_app(config: ServeConfig):
     def on_stylize(photo, style, blend_on, strength, preserve, scale, max_size, *weights, progress=gr.Progress(track_tqdm=True)):
         try:
             chosen = blend_text(names, list(weights)) if blend_on else style
-            options = StyleOptions(chosen, float(strength), bool(preserve), float(scale), int(max_size) if max_size else None)
-            before, after, path = stylize_upload(photo, options, config, progress)
+            options = StylizeOptions(max_size=int(max_size) if max_size else None, strength=float(strength),
+                                     preserve_color=bool(preserve), style_scale=float(scale))
+            before, after, path = stylize_upload(photo, chosen, options, config, progress)
         except StylenormError as exc:
             # the upload's name, not the path of Gradio's cached copy
             message = str(exc).replace(str(photo), Path(photo).name) if photo else str(exc)

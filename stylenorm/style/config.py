@@ -1,6 +1,7 @@
-"""The options of `stylenorm train-style` (and of add-style, which fills them in): one field each.
+"""The options of `stylenorm stylize` (StylizeOptions) and `stylenorm train-style` (StyleTrainConfig,
+which add-style fills in): one field each.
 
-Torch-free, so `stylenorm train-style --help` builds its options from these fields quickly.
+Torch-free, so `--help` builds its options from these fields quickly.
 """
 
 from __future__ import annotations
@@ -8,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from stylenorm.config import HELP_FORCE, HELP_RESUME, HELP_USER_WEIGHTS, LoopSettings, setting
+from stylenorm.config import DEFAULT_MAX_PIXELS, HELP_FORCE, HELP_RESUME, HELP_USER_WEIGHTS, LoopSettings, setting
 from stylenorm.errors import StylenormError
 from stylenorm.norm_specs import SPEC_HELP
-from stylenorm.style.loss_recipes import LOSS_NAMES, loss_recipe
+from stylenorm.style.loss_recipes import LOSS_NAMES, OPTIMIZE_ITERATIONS, loss_recipe
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
 VGG_FORMATS = ("auto", "caffe", "torchvision")
@@ -22,6 +23,58 @@ VGG_FORMATS = ("auto", "caffe", "torchvision")
 # was chosen by looking at the shipped networks on the demo photos (docs/style.md); 1024 px gave
 # a fine embossed texture.
 STYLE_REFERENCE_SIZE = 512
+
+
+STABILIZE_MODES = ("norm", "flow", "none")
+# flow, because `stylenorm bench video` measured norm alone at 1.00-1.01x the per-frame
+# warping error (the flicker of these networks is local brush texture, not frame tone)
+# and flow at 0.14-0.25x with the strength kept within 3 % (docs/video.md).
+DEFAULT_STABILIZE = "flow"
+
+
+@dataclass
+class StylizeOptions:
+    """How `stylize` paints (which style is --style's): one field each, read by the command line, by
+    photos, clips and the any-painting mode alike, and by the web page."""
+
+    max_size: int | None = setting(None, help="Shrink so the longest side is at most this.")
+    strength: float = setting(1.0, help="1 = full style, 0 = the original photo.")
+    preserve_color: bool = setting(False, help="Keep the photo's colours, transfer only luminance.")
+    style_scale: float = setting(1.0, help=f"Brush-stroke size relative to the picture: 2 = twice as big, 0.5 = half "
+                                           f"(every photo is stylized at {STYLE_REFERENCE_SIZE} px / scale on its long "
+                                           "side, then resized back; any painting: the painting analysed at the photo's "
+                                           "size x scale).")
+    tile_size: int | None = setting(None, help="Process in tiles of this size (default: automatic for large photos; "
+                                               "0 never).")
+    max_pixels: int = setting(DEFAULT_MAX_PIXELS, help="Refuse larger images (decompression-bomb guard); 0 = no limit.")
+    precision: str = setting("auto", help="auto (bf16 where the device computes it natively, else fp32), fp32, bf16 "
+                                          "or fp16 (GPUs).")
+    # clips
+    stabilize: str = setting(DEFAULT_STABILIZE, help="Clips: flow (IN statistics carried across frames + blending "
+                                                     "along optical flow), norm (the statistics only) or none (per frame).")
+    frames: bool = setting(False, help="Clips as folders of numbered frames: folder inputs are one clip each, and clip "
+                                       "outputs are frame folders unless -o names a clip file.")
+    fps: float | None = setting(None, help="Frame rate of a frame-folder input (default 25).")
+    # --style PAINTING.jpg: the optimisation
+    loss: str = setting("gatys", help=f"--style PAINTING.jpg: the loss optimized ({', '.join(LOSS_NAMES)}).")
+    iterations: int | None = setting(None, help="--style PAINTING.jpg: loss evaluations of the optimization "
+                                                f"(default {OPTIMIZE_ITERATIONS}).")
+    style_weight: float | None = setting(None, help="--style PAINTING.jpg: weight of the painting's Gram loss "
+                                                    "(default: the loss's own).")
+    vgg_weights: str | None = setting(None, help="--style PAINTING.jpg: local VGG16 file (default: torchvision's, "
+                                                 "downloaded once).")
+    vgg_format: str = setting("auto", help="auto, caffe or torchvision.")
+
+    def __post_init__(self) -> None:
+        if self.stabilize not in STABILIZE_MODES:
+            raise StylenormError(f"--stabilize {self.stabilize!r} is not a mode; use one of {', '.join(STABILIZE_MODES)}")
+        check_strength(self.strength)
+        check_style_scale(self.style_scale)
+        if self.max_pixels < 0:
+            raise StylenormError(f"--max-pixels {self.max_pixels} is negative; pass a pixel count, or 0 for no limit")
+        if self.fps is not None and self.fps <= 0:
+            raise StylenormError(f"--fps {self.fps} must be positive")
+        check_vgg_format(self.vgg_format)
 
 
 @dataclass
@@ -80,6 +133,18 @@ class StyleTrainConfig(LoopSettings):
             content_layer=self.content_layer or recipe.content_layer,
             style_layers=list(self.style_layers or recipe.style_layers),
         )
+
+
+def check_strength(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise StylenormError(f"--strength {value} is outside 0..1; use 1 for full style, 0.5 for half")
+    return value
+
+
+def check_style_scale(value: float) -> float:
+    if not 0.1 <= value <= 10:
+        raise StylenormError(f"--style-scale {value} is outside 0.1..10; 2 gives strokes twice as big, 0.5 half as big")
+    return value
 
 
 def check_vgg_format(value: str) -> str:

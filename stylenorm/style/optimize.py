@@ -30,8 +30,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from stylenorm.config import DEFAULT_MAX_PIXELS
 from stylenorm.errors import StylenormError
-from stylenorm.images import DEFAULT_MAX_PIXELS, ImageError, load_image, save_image, to_tensor, to_uint8
+from stylenorm.images import ImageError, load_image, save_image, to_tensor, to_uint8
+from stylenorm.style.config import StylizeOptions, check_style_scale
 from stylenorm.style.data import crop_painting_border, resize_longest
 from stylenorm.style.loss import (
     LAYER_INDEX,
@@ -89,8 +91,7 @@ class OptimizeOptions:
         w = self.loss_weights()
         if not all(math.isfinite(v) and v >= 0 for v in (w.style, w.content, w.tv)):
             raise StylenormError("--style-weight and the other loss weights must be finite and >= 0")
-        if not 0.1 <= self.style_scale <= 10:
-            raise StylenormError(f"--style-scale {self.style_scale} is outside 0.1..10; 2 gives motifs twice as big, 0.5 half as big")
+        check_style_scale(self.style_scale)
         if self.optimizer not in OPTIMIZERS:
             raise StylenormError(f"unknown optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}")
         if not 0 <= self.coarse_share < 1:
@@ -295,23 +296,19 @@ def load_loss_network(vgg_weights: str | os.PathLike | None, vgg_format: str = "
     return load_vgg(vgg_weights, vgg_format, tuple(LAYER_INDEX))
 
 
-def stylize_with_painting(inputs: list[Path], painting: Path, output: Path | None, *, loss: str = "gatys",
-                          iterations: int | None = None,
-                          style_weight: float | None = None, style_scale: float = 1.0, preserve_color: bool = False,
-                          strength: float = 1.0, max_size: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                          precision: str = "auto", device: str = "cpu", vgg_weights: str | os.PathLike | None = None,
-                          vgg_format: str = "auto", report: Callable[[str], None] = print) -> int:
+def stylize_with_painting(inputs: list[Path], painting: Path, output: Path | None, options: StylizeOptions, *,
+                          device: str = "cpu", report: Callable[[str], None] = print) -> int:
     """`stylize --style PAINTING.jpg`: every option checked, the painting and the VGG loaded, then each photo."""
-    opts = OptimizeOptions(loss=loss, style_scale=style_scale, preserve_color=preserve_color, precision=precision)
-    if iterations is not None:
-        opts.iterations = iterations
-    if style_weight is not None:
-        opts.style_weight = style_weight
+    opts = OptimizeOptions(loss=options.loss, style_scale=options.style_scale, preserve_color=options.preserve_color,
+                           precision=options.precision)
+    if options.iterations is not None:
+        opts.iterations = options.iterations
+    if options.style_weight is not None:
+        opts.style_weight = options.style_weight
     opts.check()
-    if not 0.0 <= strength <= 1.0:
-        raise StylenormError(f"--strength {strength} is outside 0..1; use 1 for full style, 0.5 for half")
-    vgg_dtype(precision, device)
+    vgg_dtype(options.precision, device)
+    max_size, max_pixels, strength = options.max_size, options.max_pixels, options.strength
     load_painting(painting, MIN_PAINTING_SIDE, max_pixels=max_pixels)  # a bad painting fails before the VGG loads
-    vgg, _ = load_loss_network(vgg_weights, vgg_format)
+    vgg, _ = load_loss_network(options.vgg_weights, options.vgg_format)
     return optimize_many(inputs, painting, output, vgg.to(device), opts, max_size=max_size, max_pixels=max_pixels,
                          report=report, strength=strength)

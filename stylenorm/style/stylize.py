@@ -31,7 +31,6 @@ from stylenorm.checkpoints import WEIGHTS_DIR, WeightsError, load_into, load_mod
 from stylenorm.devices import cpu_has_native_bf16
 from stylenorm.errors import StylenormError
 from stylenorm.images import (
-    DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
     ImageError,
     list_images,
@@ -41,7 +40,7 @@ from stylenorm.images import (
     to_tensor,
     to_uint8,
 )
-from stylenorm.style.config import STYLE_REFERENCE_SIZE
+from stylenorm.style.config import STYLE_REFERENCE_SIZE, StylizeOptions, check_strength, check_style_scale
 from stylenorm.style.net import ConvLayer, TransformerNet, UpsampleConv
 from stylenorm.style.tiling import exact_stylize, shares_image_statistics, tiled_stylize
 
@@ -308,8 +307,7 @@ def working_size(height: int, width: int, style_scale: float | None) -> tuple[in
     None: the photo's own size, whatever it is (benchmarks, tiling)."""
     if style_scale is None:
         return height, width
-    if not 0.1 <= style_scale <= 10:
-        raise StylenormError(f"--style-scale {style_scale} is outside 0.1..10; 2 gives strokes twice as big, 0.5 half as big")
+    check_style_scale(style_scale)
     long_side = max(height, width)
     factor = STYLE_REFERENCE_SIZE / long_side / style_scale
     if abs(factor - 1.0) < 1e-9:
@@ -334,8 +332,7 @@ def stylize_tensor(choice: StyleChoice, x: torch.Tensor, *, strength: float = 1.
     precision: auto, fp32, bf16 or fp16 (see FLOAT32_LAYERS and inference_net);
     fp32, the default here, is exactly the plain forward.
     """
-    if not 0.0 <= strength <= 1.0:
-        raise StylenormError(f"--strength {strength} is outside 0..1; use 1 for full style, 0.5 for half")
+    check_strength(strength)
     check_tile_size(tile_size)
     size = tuple(x.shape[-2:])
     work = working_size(*size, style_scale)
@@ -385,14 +382,13 @@ def check_tile_size(tile_size: int | None) -> None:
                              "to never tile, or leave it out for automatic tiling")
 
 
-def check_photo_options(*, max_size: int | None, max_pixels: int | None, tile_size: int | None = None) -> None:
-    """The photo options' ranges, checked before any work."""
-    check_tile_size(tile_size)
-    if max_size is not None and max_size < MIN_PHOTO_SIDE:
-        raise StylenormError(f"--max-size {max_size} is below the {MIN_PHOTO_SIDE} px the network needs; pass at least "
-                             f"{MIN_PHOTO_SIDE}")
-    if max_pixels is not None and max_pixels < 0:
-        raise StylenormError(f"--max-pixels {max_pixels} is negative; pass a pixel count, or 0 for no limit")
+def check_photo_options(options: StylizeOptions) -> None:
+    """The photo options' ranges that need this module's limits, checked before any work (the others:
+    StylizeOptions itself)."""
+    check_tile_size(options.tile_size)
+    if options.max_size is not None and options.max_size < MIN_PHOTO_SIDE:
+        raise StylenormError(f"--max-size {options.max_size} is below the {MIN_PHOTO_SIDE} px the network needs; pass "
+                             f"at least {MIN_PHOTO_SIDE}")
 
 
 def load_photo(src: Path, max_size: int | None, max_pixels: int | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -411,12 +407,13 @@ def load_photo(src: Path, max_size: int | None, max_pixels: int | None) -> tuple
     return rgb, alpha
 
 
-def stylize_file(choice: StyleChoice, src: Path, dst: Path, *, max_size: int | None = None, strength: float = 1.0,
-                 preserve_color: bool = False, style_scale: float = 1.0, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 tile_size: int | None = None, progress: bool = False, precision: str = "fp32") -> Path:
-    rgb, alpha = load_photo(src, max_size, max_pixels)
-    y = stylize_tensor(choice, to_tensor(rgb), strength=strength, preserve_color=preserve_color,
-                       style_scale=style_scale, tile_size=tile_size, progress=progress, precision=precision)
+def stylize_file(choice: StyleChoice, src: Path, dst: Path, options: StylizeOptions | None = None, *,
+                 progress: bool = False) -> Path:
+    options = options or StylizeOptions()
+    rgb, alpha = load_photo(src, options.max_size, options.max_pixels)
+    y = stylize_tensor(choice, to_tensor(rgb), strength=options.strength, preserve_color=options.preserve_color,
+                       style_scale=options.style_scale, tile_size=options.tile_size, progress=progress,
+                       precision=options.precision)
     return save_image(dst, to_uint8(y), alpha)
 
 

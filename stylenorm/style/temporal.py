@@ -23,6 +23,7 @@ import torch
 from stylenorm.errors import StylenormError
 from stylenorm.images import to_tensor, to_uint8
 from stylenorm.norms import temporal_instance_norm
+from stylenorm.style.config import DEFAULT_STABILIZE, STABILIZE_MODES, StylizeOptions, check_strength
 from stylenorm.style.stylize import (
     StyleChoice,
     _resample,
@@ -33,11 +34,6 @@ from stylenorm.style.stylize import (
     working_size,
 )
 
-STABILIZE_MODES = ("norm", "flow", "none")
-# flow, because `stylenorm bench video` measured norm alone at 1.00-1.01x the per-frame
-# warping error (the flicker of these networks is local brush texture, not frame tone)
-# and flow at 0.14-0.25x with the strength kept within 3 %.
-DEFAULT_STABILIZE = "flow"
 # Share of the current frame in the carried IN statistics (1 = per-frame IN). `stylenorm
 # bench video` chose it: see the README's video section.
 NORM_MOMENTUM = 0.1
@@ -140,8 +136,7 @@ class VideoStylizer:
                  momentum: float = NORM_MOMENTUM, blend: float = FLOW_BLEND) -> None:
         if stabilize not in STABILIZE_MODES:
             raise StylenormError(f"--stabilize {stabilize!r} is not a mode; use one of {', '.join(STABILIZE_MODES)}")
-        if not 0.0 <= strength <= 1.0:
-            raise StylenormError(f"--strength {strength} is outside 0..1; use 1 for full style, 0.5 for half")
+        check_strength(strength)
         working_size(1, 1, style_scale)
         self.stabilize = stabilize
         self.strength, self.preserve_color, self.style_scale = strength, preserve_color, style_scale
@@ -200,23 +195,21 @@ class VideoStylizer:
         return to_uint8(y)
 
 
-def stylize_video(choice: StyleChoice, src: Path, dst: Path, *, stabilize: str = DEFAULT_STABILIZE, strength: float = 1.0,
-                  preserve_color: bool = False, style_scale: float | None = 1.0, max_pixels: int | None = None,
-                  progress: bool = False, precision: str = "fp32", fps: float | None = None, max_size: int | None = None,
-                  tile_size: int | None = None) -> Path:
+def stylize_video(choice: StyleChoice, src: Path, dst: Path, options: StylizeOptions | None = None, *,
+                  progress: bool = False) -> Path:
     """Stylize a clip (or a folder of numbered frames) into dst: a clip by its extension, or a frame folder."""
     from stylenorm.video import transcode
 
-    if max_size:
+    options = options or StylizeOptions()
+    if options.max_size:
         raise StylenormError("--max-size resizes photos; a clip keeps its size (use --style-scale for the strokes)")
-    if tile_size:
+    if options.tile_size:
         raise StylenormError("--tile-size applies to photos; clip frames are stylized in one pass each")
-    if fps is not None and fps <= 0:
-        raise StylenormError(f"--fps {fps} must be positive")
-    with VideoStylizer(choice, stabilize=stabilize, strength=strength, preserve_color=preserve_color,
-                       style_scale=style_scale, precision=precision) as stylizer:
-        transcode(src, dst, lambda frame: stylizer(frame.rgb), max_pixels=max_pixels or None, progress=progress,
-                  rate=Fraction(fps).limit_denominator(1001) if fps else None)
+    with VideoStylizer(choice, stabilize=options.stabilize, strength=options.strength,
+                       preserve_color=options.preserve_color, style_scale=options.style_scale,
+                       precision=options.precision) as stylizer:
+        transcode(src, dst, lambda frame: stylizer(frame.rgb), max_pixels=options.max_pixels or None, progress=progress,
+                  rate=Fraction(options.fps).limit_denominator(1001) if options.fps else None)
     return dst
 
 

@@ -15,7 +15,8 @@ from serve_testlib import demo_cat
 
 from stylenorm.errors import StylenormError
 from stylenorm.images import load_image
-from stylenorm.serve.app import ServeConfig, StyleOptions, blend_text, model_cards, sample_grid, style_names, stylize_upload
+from stylenorm.serve.app import ServeConfig, blend_text, model_cards, sample_grid, style_names, stylize_upload
+from stylenorm.style.config import StylizeOptions
 from stylenorm.style.stylize import list_shipped_styles, resolve_style, stylize_file
 
 
@@ -47,10 +48,10 @@ def test_the_page_lists_every_style_that_stylenorm_styles_lists():
 
 
 def test_stylize_upload_gives_what_stylize_writes(photo, config, tmp_path, one_thread):
-    options = StyleOptions("wave", strength=0.8, preserve_color=True, max_size=48)
-    before, after, path = stylize_upload(photo, options, config)
+    options = StylizeOptions(strength=0.8, preserve_color=True, max_size=48)
+    before, after, path = stylize_upload(photo, "wave", options, config)
     cli_out = tmp_path / "cli.png"
-    stylize_file(resolve_style("wave"), photo, cli_out, max_size=48, strength=0.8, preserve_color=True)
+    stylize_file(resolve_style("wave"), photo, cli_out, options)
     assert np.array_equal(load_image(path).rgb, load_image(cli_out).rgb)
     assert after.shape == before.shape == (32, 48, 3)
     assert path.is_relative_to(config.workdir) and path.name == "cat_wave.png"
@@ -62,7 +63,7 @@ def test_blend_sliders_become_a_blend(photo, config, one_thread):
     weights[names.index("wave")], weights[names.index("udnie")] = 0.75, 0.25
     text = blend_text(names, weights)
     assert text == ("wave:0.75,udnie:0.25" if names.index("wave") < names.index("udnie") else "udnie:0.25,wave:0.75")
-    _, _, path = stylize_upload(photo, StyleOptions(text, max_size=32), config)
+    _, _, path = stylize_upload(photo, text, StylizeOptions(max_size=32), config)
     assert path.name == f"cat_{resolve_style(text).label}.png"
     with pytest.raises(StylenormError, match="every blend slider is at 0"):
         blend_text(names, [0.0] * len(names))
@@ -96,17 +97,17 @@ def _too_big(tmp_path: Path) -> Path:
 ])
 def test_bad_uploads_get_a_readable_message_and_write_nothing(make, message, config, tmp_path):
     with pytest.raises(StylenormError, match=message):
-        stylize_upload(make(tmp_path), StyleOptions("wave"), config)
+        stylize_upload(make(tmp_path), "wave", StylizeOptions(), config)
     assert not (config.workdir / "results").exists()
 
 
 def test_no_photo_and_bad_options_are_messages(photo, config):
     with pytest.raises(StylenormError, match="no photo yet"):
-        stylize_upload(None, StyleOptions("wave"), config)
+        stylize_upload(None, "wave", StylizeOptions(), config)
     with pytest.raises(StylenormError, match="unknown style"):
-        stylize_upload(photo, StyleOptions("nope"), config)
+        stylize_upload(photo, "nope", StylizeOptions(), config)
     with pytest.raises(StylenormError, match="style-scale"):
-        stylize_upload(photo, StyleOptions("wave", style_scale=50), config)
+        stylize_upload(photo, "wave", StylizeOptions(style_scale=50), config)
 
 
 def test_sample_grid_draws_the_asked_digits(config, one_thread):

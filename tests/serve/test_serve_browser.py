@@ -20,6 +20,7 @@ from serve_testlib import DEMO, demo_cat
 
 from stylenorm.images import load_image
 from stylenorm.serve.app import ServeConfig, launch, style_names
+from stylenorm.style.config import StylizeOptions
 from stylenorm.style.stylize import resolve_style, stylize_file
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -109,7 +110,7 @@ def test_upload_pick_a_style_and_receive_the_stylized_image(page, server, tmp_pa
     got = tmp_path / "downloaded.png"
     got.write_bytes(page.request.get(link.get_attribute("href")).body())
     expected = tmp_path / "cli.png"
-    stylize_file(resolve_style("wave"), src, expected, max_size=256)
+    stylize_file(resolve_style("wave"), src, expected, StylizeOptions(max_size=256))
     assert np.array_equal(load_image(got).rgb, load_image(expected).rgb)  # what `stylenorm stylize` writes
     # the upload and the result live in the server's temporary folder
     assert list((server.config.workdir / "gradio").rglob("chelsea.png"))

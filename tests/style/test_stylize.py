@@ -12,6 +12,7 @@ from stylenorm.checkpoints import WeightsError, save_model
 from stylenorm.errors import StylenormError
 from stylenorm.images import to_tensor
 from stylenorm.style import stylize as sty
+from stylenorm.style.config import StylizeOptions
 from stylenorm.style.dispatch import stylize_many
 from stylenorm.style.net import TransformerNet, net_config
 
@@ -71,11 +72,11 @@ def test_an_empty_style_is_refused_not_taken_for_the_default(weights_dir, empty)
 @pytest.mark.parametrize("bad", [-1, 3, 63])
 def test_tile_sizes_below_the_minimum_are_refused_before_any_work(weights_dir, bad):
     with pytest.raises(StylenormError, match=f"--tile-size {bad} is below 64 px"):
-        sty.check_photo_options(max_size=None, max_pixels=None, tile_size=bad)
+        sty.check_photo_options(StylizeOptions(tile_size=bad))
     with pytest.raises(StylenormError, match=f"--tile-size {bad} is below 64 px"):
         sty.stylize_tensor(sty.resolve_style("alpha", weights_dir=weights_dir), torch.rand(1, 3, 32, 32), tile_size=bad)
     for fine in (None, 0, 64):
-        sty.check_photo_options(max_size=None, max_pixels=None, tile_size=fine)
+        sty.check_photo_options(StylizeOptions(tile_size=fine))
 
 
 def test_listing_shipped_styles(weights_dir):
@@ -140,12 +141,12 @@ def test_automatic_tiling_for_large_images(weights_dir, monkeypatch):
 def test_default_output_beside_input_and_output_options(weights_dir, photo, tmp_path):
     choice = sty.resolve_style(None, weights_dir=weights_dir)
     lines = []
-    assert stylize_many(choice, [photo], None, report=lines.append) == 0
+    assert stylize_many(choice, [photo], None, StylizeOptions(), report=lines.append) == 0
     out = photo.with_name("photo_alpha.jpg")
     assert out.is_file() and Image.open(out).size == (44, 36)
-    assert stylize_many(choice, [photo], tmp_path / "named.png", report=lines.append) == 0
+    assert stylize_many(choice, [photo], tmp_path / "named.png", StylizeOptions(), report=lines.append) == 0
     assert Image.open(tmp_path / "named.png").format == "PNG"
-    assert stylize_many(choice, [photo.parent], tmp_path / "folder", report=lines.append) == 0
+    assert stylize_many(choice, [photo.parent], tmp_path / "folder", StylizeOptions(), report=lines.append) == 0
     # the folder's earlier outputs (photo_alpha.jpg, named.png) are recognised and not stylized again
     assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == ["photo_alpha.jpg"]
 
@@ -157,7 +158,7 @@ def test_max_size_and_alpha_carried_over(weights_dir, tmp_path):
     sty.stylize_file(choice, tmp_path / "t.png", tmp_path / "t_out.png")
     out = np.array(Image.open(tmp_path / "t_out.png"))
     assert out.shape == (40, 60, 4) and (out[..., 3] == rgba[..., 3]).all()
-    sty.stylize_file(choice, tmp_path / "t.png", tmp_path / "t_small.png", max_size=30)
+    sty.stylize_file(choice, tmp_path / "t.png", tmp_path / "t_small.png", StylizeOptions(max_size=30))
     assert Image.open(tmp_path / "t_small.png").size == (30, 20)
 
 
@@ -167,7 +168,8 @@ def test_batch_reports_bad_files_and_keeps_going(weights_dir, photo, tmp_path):
     Image.fromarray(smooth_photo(30, 30, 9)).save(photo.parent / "z_last.png")
     out = tmp_path / "out"
     lines = []
-    failures = stylize_many(sty.resolve_style("alpha", weights_dir=weights_dir), [photo.parent], out, report=lines.append)
+    failures = stylize_many(sty.resolve_style("alpha", weights_dir=weights_dir), [photo.parent], out, StylizeOptions(),
+                            report=lines.append)
     assert failures == 2
     assert sorted(p.name for p in out.iterdir()) == ["photo_alpha.jpg", "z_last_alpha.png"]  # no partial files
     errors = [line for line in lines if line.startswith("error")]
@@ -188,7 +190,7 @@ def test_bad_inputs_each_get_one_line(weights_dir, photo, tmp_path, case):
         options["max_pixels"] = 100
     dst = tmp_path / "o" / "out.png"
     with pytest.raises(StylenormError) as info:
-        sty.stylize_file(choice, src, dst, **options)
+        sty.stylize_file(choice, src, dst, StylizeOptions(**options))
     assert "\n" not in str(info.value)
     assert not dst.parent.exists() or list(dst.parent.iterdir()) == []
 
@@ -247,7 +249,8 @@ def test_a_folder_run_names_what_it_skipped(weights_dir, photo, tmp_path):
     (folder / ".DS_Store").write_bytes(b"\x00")
     lines = []
     out = tmp_path / "out"
-    assert stylize_many(sty.resolve_style("alpha", weights_dir=weights_dir), [folder], out, report=lines.append) == 0
+    assert stylize_many(sty.resolve_style("alpha", weights_dir=weights_dir), [folder], out, StylizeOptions(),
+                        report=lines.append) == 0
     assert sorted(p.name for p in out.iterdir()) == ["photo_alpha.jpg"]
     notes = [line for line in lines if line.startswith("skipped")]
     assert notes == ["skipped 3 entries of the input folder(s) that are not photos: clip.mp4 (a clip: pass it by "

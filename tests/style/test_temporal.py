@@ -15,6 +15,7 @@ pytest.importorskip("cv2")
 
 from stylenorm.bench.video import bench_clips, camera_clip, read_frames, run_video_benchmark, strength, warping_error, write_clip  # noqa: E402
 from stylenorm.style import temporal  # noqa: E402
+from stylenorm.style.config import STABILIZE_MODES, StylizeOptions  # noqa: E402
 from stylenorm.style.stylize import resolve_style  # noqa: E402
 
 
@@ -58,8 +59,8 @@ def test_flow_removes_flicker_and_keeps_the_style(clip, tmp_path, one_thread):
     src, inputs, maps = clip
     choice = resolve_style("wave")
     outputs = {}
-    for mode in temporal.STABILIZE_MODES:
-        temporal.stylize_video(choice, src, tmp_path / f"{mode}.mp4", stabilize=mode)
+    for mode in STABILIZE_MODES:
+        temporal.stylize_video(choice, src, tmp_path / f"{mode}.mp4", StylizeOptions(stabilize=mode))
         outputs[mode] = read_frames(tmp_path / f"{mode}.mp4")
     none = warping_error(outputs["none"], maps)
     assert warping_error(outputs["flow"], maps) < 0.6 * none
@@ -145,6 +146,6 @@ def test_bad_video_input_is_one_error_line_and_no_file(run, tmp_path, make):
 def test_the_bench_writes_its_table(tmp_path, one_thread):
     text = run_video_benchmark(tmp_path / "video.md", device="cpu", quick=True, echo=None)
     assert (tmp_path / "video.md").read_text() == text
-    for mode in temporal.STABILIZE_MODES:
+    for mode in STABILIZE_MODES:
         assert f"| {mode} |" in text
     assert "cuts found at [3], made at [3]" in text
