@@ -10,7 +10,7 @@ import typer
 from stylenorm import cli
 from stylenorm.cli.options import option_name
 from stylenorm.config import LoopSettings, build_config
-from stylenorm.diffusion.config import ClassifierConfig, DiffusionTrainConfig
+from stylenorm.diffusion.config import ClassifierConfig, DiffusionTrainConfig, SampleOptions
 from stylenorm.style.config import StyleTrainConfig, StylizeOptions
 from stylenorm.training import FitConfig
 
@@ -25,6 +25,7 @@ CONFIG_COMMANDS = [
     (("stylize",), StylizeOptions),
     (("train-style",), StyleTrainConfig),
     (("diffusion", "train"), DiffusionTrainConfig),
+    (("diffusion", "sample"), SampleOptions),
     (("diffusion", "train-classifier"), ClassifierConfig),
 ]
 

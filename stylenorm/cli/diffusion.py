@@ -9,8 +9,7 @@ import typer
 
 from stylenorm.cli.options import App, Config, Device, config_options
 from stylenorm.config import HELP_FORCE, build_config
-from stylenorm.diffusion.config import ClassifierConfig, DiffusionTrainConfig
-from stylenorm.errors import StylenormError
+from stylenorm.diffusion.config import ClassifierConfig, DiffusionTrainConfig, SampleOptions
 
 app = App(help="Diffusion U-Net (GroupNorm + FiLM): train and sample.", no_args_is_help=True)
 
@@ -39,33 +38,21 @@ def diffusion_train(
 
 
 @app.command("sample")
+@config_options(SampleOptions)
 def diffusion_sample(
     # A str, not a Path: Path would drop the trailing slash that asks for a folder.
     output: str = typer.Option("samples.png", "-o", "--output", help="grid.png, or DIR/ for one PNG per sample plus grid.png."),
     weights: Optional[str] = typer.Option(None, help="Model .safetensors, a run directory, or a shipped name; default: the "
                                                      "shipped MNIST model."),
-    num_samples: int = typer.Option(64, "--num-samples", "-n", help="How many images."),
-    sampler: Optional[str] = typer.Option(None, help="dpm++sde (DPM-Solver++ 2M SDE; default), dpm++ (its ODE form), ddim or ddpm."),
-    steps: Optional[int] = typer.Option(None, help="Steps of dpm++sde / dpm++ / ddim (default 10; ddpm uses every training step)."),
-    eta: float = typer.Option(0.0, help="DDIM noise: 0 = deterministic, 1 = DDPM-like."),
-    labels: Optional[str] = typer.Option(None, help="Class labels, e.g. 7 or 0,1,2 (cycled); default: all classes in turn."),
-    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale (1 = none; default 1.5 for dpm++sde, 2 "
-                                                        "for the others)."),
-    seed: int = typer.Option(0, help="Seed of the sampling noise."),
-    nrow: Optional[int] = typer.Option(None, help="Images per grid row (default: square grid)."),
     device: Device = "cpu",
+    **given,
 ) -> None:
     """Draw samples from a trained diffusion model (works offline with the shipped MNIST model)."""
-    from stylenorm.diffusion.sample import check_output, generate, load_diffusion_model, parse_labels, save_samples
+    from stylenorm.diffusion.sample import check_output, load_diffusion_model, sample, save_samples
 
-    check_output(output, num_samples)  # before minutes of sampling, not after
-    if nrow is not None and nrow < 1:
-        raise StylenormError(f"--nrow {nrow} is below 1; pass the number of images per grid row")
-    loaded = load_diffusion_model(weights, device)
-    label_tensor = parse_labels(labels, num_samples, loaded.model.config.num_classes)
-    images = generate(loaded, num_samples, sampler, steps, label_tensor, guidance, eta, seed, progress=True)
-    if nrow is None and label_tensor is not None and labels is None and num_samples % loaded.model.config.num_classes == 0:
-        nrow = loaded.model.config.num_classes  # one class per column
+    options = SampleOptions(**given)
+    check_output(output, options.num_samples)  # before minutes of sampling, not after
+    images, nrow = sample(load_diffusion_model(weights, device), options, progress=True)
     typer.echo(f"wrote {save_samples(images, output, nrow)}")
 
 

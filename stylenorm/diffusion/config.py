@@ -1,4 +1,4 @@
-"""The options of `stylenorm diffusion train` and `diffusion train-classifier`: one field each.
+"""The options of `stylenorm diffusion train`, `diffusion sample` and `diffusion train-classifier`: one field each.
 
 Torch-free, so their --help builds its options from these fields quickly; the methods that build
 torch objects import them when called.
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stylenorm.config import HELP_RESUME, LoopSettings, loop_default, setting
+from stylenorm.diffusion.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
 from stylenorm.errors import StylenormError
 from stylenorm.norm_specs import SPEC_HELP, norm_kind
 
@@ -139,3 +140,28 @@ class ClassifierConfig(LoopSettings):
                 raise StylenormError(f"--{name} {getattr(self, name)} is below 1; pass at least 1")
         if self.lr <= 0:
             raise StylenormError(f"--lr {self.lr} must be positive, e.g. 1e-3")
+
+
+@dataclass
+class SampleOptions:
+    """How `diffusion sample` draws, and the web page's diffusion tab: one field each."""
+
+    num_samples: int = setting(64, short="-n", help="How many images.")
+    sampler: str = setting(DEFAULT_SAMPLER, help=f"{DEFAULT_SAMPLER} (DPM-Solver++ 2M SDE; default), dpm++ (its ODE "
+                                                 "form), ddim or ddpm.")
+    steps: int | None = setting(None, help=f"Steps of dpm++sde / dpm++ / ddim (default {DEFAULT_STEPS}; ddpm uses every "
+                                           "training step).")
+    eta: float = setting(0.0, help="DDIM noise: 0 = deterministic, 1 = DDPM-like.")
+    labels: str | None = setting(None, help="Class labels, e.g. 7 or 0,1,2 (cycled); default: all classes in turn.")
+    guidance: float | None = setting(None, help=f"Classifier-free guidance scale (1 = none; default "
+                                                f"{DEFAULT_GUIDANCE[DEFAULT_SAMPLER]} for {DEFAULT_SAMPLER}, "
+                                                f"{DEFAULT_GUIDANCE['ddim']:g} for the others).")
+    seed: int = setting(0, help="Seed of the sampling noise.")
+    nrow: int | None = setting(None, help="Images per grid row (default: one class per column, else a square grid).")
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1:
+            raise StylenormError(f"--num-samples must be at least 1, got {self.num_samples}")
+        if self.nrow is not None and self.nrow < 1:
+            raise StylenormError(f"--nrow {self.nrow} is below 1; pass the number of images per grid row")
+

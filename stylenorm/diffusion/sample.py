@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from stylenorm.atomic import atomic_directory, atomic_output, check_writable
 from stylenorm.checkpoints import WeightsError, load_into, load_model, shipped_weights
+from stylenorm.diffusion.config import SampleOptions
 from stylenorm.diffusion.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
 from stylenorm.diffusion.schedule import Diffusion, guided_denoiser
 from stylenorm.diffusion.unet import UNet, UNetConfig
@@ -113,6 +114,19 @@ def generate(loaded: LoadedModel, num_samples: int = 64, sampler: str | None = N
         overall.update(n)
     overall.close()
     return torch.cat(out).clamp(-1, 1).cpu()
+
+
+def sample(loaded: LoadedModel, options: SampleOptions, progress: bool = False) -> tuple[torch.Tensor, int | None]:
+    """(samples in [-1, 1], images per grid row) as `options` ask: the labels cycled, and without labels
+    or nrow, one class per column where the count allows."""
+    classes = loaded.model.config.num_classes
+    labels = parse_labels(options.labels, options.num_samples, classes)
+    images = generate(loaded, options.num_samples, options.sampler, options.steps, labels, options.guidance, options.eta,
+                      options.seed, progress=progress)
+    nrow = options.nrow
+    if nrow is None and labels is not None and options.labels is None and options.num_samples % classes == 0:
+        nrow = classes
+    return images, nrow
 
 
 # The most samples one grid picture shows (64 x 64 of them; MNIST's make a 1,900 px square): beyond it a

@@ -24,6 +24,7 @@ from PIL import Image
 
 from stylenorm.checkpoints import WEIGHTS_DIR
 from stylenorm.config import DEFAULT_MAX_PIXELS
+from stylenorm.diffusion.config import SampleOptions
 from stylenorm.errors import StylenormError
 from stylenorm.images import load_image
 from stylenorm.serve.gradio_extra import require_gradio
@@ -31,6 +32,7 @@ from stylenorm.style.config import StylizeOptions
 
 DEFAULT_MAX_SIZE = 1024  # long side of the photo the page stylizes by default: seconds on a CPU
 GRID_SCALE = 4  # 28 px digits shown 4x larger (nearest neighbour, so pixels stay sharp)
+MAX_PAGE_SAMPLES = 256  # a grid the page shows at once
 MAX_UPLOAD = "200mb"  # Gradio refuses bigger files itself; the pixel limit guards against small bombs
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # the default theme would fetch web fonts
 
@@ -102,21 +104,16 @@ def _diffusion_model(device: str):
     return load_diffusion_model(None, device)
 
 
-def sample_grid(labels: str, num_samples: int, sampler: str, steps: int, guidance: float, seed: int,
-                config: ServeConfig) -> tuple[np.ndarray, Path]:
+def sample_grid(options: SampleOptions, config: ServeConfig) -> tuple[np.ndarray, Path]:
     """(grid to show, PNG to download) of the shipped diffusion model's samples."""
-    from stylenorm.diffusion.sample import generate, make_grid, parse_labels, save_grid
+    from stylenorm.diffusion.sample import make_grid, sample, save_grid
 
-    num_samples, steps, seed = int(num_samples), int(steps), int(seed)
-    if not 1 <= num_samples <= 256:
-        raise StylenormError(f"{num_samples} samples: ask for 1 to 256")
-    loaded = _diffusion_model(config.device)
-    classes = loaded.model.config.num_classes
-    label_tensor = parse_labels(labels.strip() or None, num_samples, classes)
-    images = generate(loaded, num_samples, sampler, steps, label_tensor, float(guidance), 0.0, seed, progress=True)
-    nrow = classes if (not labels.strip() and classes and num_samples % classes == 0) else None
+    if options.num_samples > MAX_PAGE_SAMPLES:
+        raise StylenormError(f"{options.num_samples} samples: ask for 1 to {MAX_PAGE_SAMPLES}")
+    images, nrow = sample(_diffusion_model(config.device), options, progress=True)
     out_dir = config.workdir / "results" / uuid.uuid4().hex
-    path = save_grid(images, out_dir / f"samples_{sampler}_{steps}steps_seed{seed}.png", nrow, scale=GRID_SCALE)
+    name = f"samples_{options.sampler}_{options.steps}steps_seed{options.seed}.png"
+    path = save_grid(images, out_dir / name, nrow, scale=GRID_SCALE)
     grid = make_grid(images, nrow)
     shown = Image.fromarray(grid).resize((grid.shape[1] * GRID_SCALE, grid.shape[0] * GRID_SCALE), Image.NEAREST)
     return np.asarray(shown.convert("RGB")), path
@@ -172,7 +169,9 @@ def build_app(config: ServeConfig):
 
     def on_sample(labels, num_samples, sampler, steps, guidance, seed, progress=gr.Progress(track_tqdm=True)):
         try:
-            grid, path = sample_grid(labels or "", num_samples, sampler, steps, guidance, seed, config)
+            options = SampleOptions(num_samples=int(num_samples), sampler=sampler, steps=int(steps),
+                                    labels=(labels or "").strip() or None, guidance=float(guidance), seed=int(seed))
+            grid, path = sample_grid(options, config)
         except StylenormError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         return grid, str(path)

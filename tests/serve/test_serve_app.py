@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from serve_testlib import demo_cat
 
+from stylenorm.diffusion.config import SampleOptions
 from stylenorm.errors import StylenormError
 from stylenorm.images import load_image
 from stylenorm.serve.app import ServeConfig, blend_text, model_cards, sample_grid, style_names, stylize_upload
@@ -111,15 +112,15 @@ def test_no_photo_and_bad_options_are_messages(photo, config):
 
 
 def test_sample_grid_draws_the_asked_digits(config, one_thread):
-    grid, path = sample_grid("3", 2, "ddim", 2, 2.0, 0, config)
+    grid, path = sample_grid(SampleOptions(2, "ddim", 2, labels="3", guidance=2.0), config)
     assert path.is_file() and path.is_relative_to(config.workdir)
     with Image.open(path) as img:
         assert img.size == (grid.shape[1], grid.shape[0])
     assert grid.shape[0] == (28 + 2 * 2) * 4 and grid.ndim == 3  # one row of 28 px digits, padded, 4x
     with pytest.raises(StylenormError, match="labels must lie in 0..9"):
-        sample_grid("12", 2, "ddim", 2, 2.0, 0, config)
+        sample_grid(SampleOptions(2, "ddim", 2, labels="12", guidance=2.0), config)
     with pytest.raises(StylenormError, match="unknown sampler"):
-        sample_grid("", 2, "euler", 2, 2.0, 0, config)
+        sample_grid(SampleOptions(2, "euler", 2, guidance=2.0), config)
 
 
 def test_model_cards_cover_every_shipped_model():
