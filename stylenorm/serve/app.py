@@ -28,11 +28,15 @@ from stylenorm.diffusion.config import SampleOptions
 from stylenorm.errors import StylenormError
 from stylenorm.images import load_image
 from stylenorm.serve.gradio_extra import require_gradio
-from stylenorm.style.config import StylizeOptions
+from stylenorm.style.config import DEMO_DIR, StylizeOptions
 
 DEFAULT_MAX_SIZE = 1024  # long side of the photo the page stylizes by default: seconds on a CPU
 GRID_SCALE = 4  # 28 px digits shown 4x larger (nearest neighbour, so pixels stay sharp)
 MAX_PAGE_SAMPLES = 256  # a grid the page shows at once
+THUMBNAIL_PHOTO = DEMO_DIR / "chelsea.png"
+THUMBNAIL_SIZE = 160
+EXAMPLE_PHOTOS = sorted(p for p in DEMO_DIR.iterdir() if p.suffix.lower() in (".png", ".jpg"))
+STYLE_MODES = ("One style", "Blend styles")
 MAX_UPLOAD = "200mb"  # Gradio refuses bigger files itself; the pixel limit guards against small bombs
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # the default theme would fetch web fonts
 
@@ -104,19 +108,48 @@ def _diffusion_model(device: str):
     return load_diffusion_model(None, device)
 
 
-def sample_grid(options: SampleOptions, config: ServeConfig) -> tuple[np.ndarray, Path]:
-    """(grid to show, PNG to download) of the shipped diffusion model's samples."""
+def sample_grid(options: SampleOptions, config: ServeConfig) -> tuple[np.ndarray, Path, str]:
+    """(grid to show, PNG to download, the digits it holds) of the shipped diffusion model's samples."""
     from stylenorm.diffusion.sample import make_grid, sample, save_grid
 
     if options.num_samples > MAX_PAGE_SAMPLES:
         raise StylenormError(f"{options.num_samples} samples: ask for 1 to {MAX_PAGE_SAMPLES}")
-    images, nrow = sample(_diffusion_model(config.device), options, progress=True)
+    loaded = _diffusion_model(config.device)
+    images, nrow = sample(loaded, options, progress=True)
     out_dir = config.workdir / "results" / uuid.uuid4().hex
     name = f"samples_{options.sampler}_{options.steps}steps_seed{options.seed}.png"
     path = save_grid(images, out_dir / name, nrow, scale=GRID_SCALE)
     grid = make_grid(images, nrow)
     shown = Image.fromarray(grid).resize((grid.shape[1] * GRID_SCALE, grid.shape[0] * GRID_SCALE), Image.NEAREST)
-    return np.asarray(shown.convert("RGB")), path
+    return np.asarray(shown.convert("RGB")), path, sample_caption(options, nrow, loaded.model.config.num_classes)
+
+
+def style_thumbnails(names: list[str], config: ServeConfig) -> list[tuple[str, str]]:
+    """(picture, style name) per style, for the page's style picker: the demo cat painted in that style, as
+    `stylize` paints it (the paintings themselves do not ship with stylenorm). Made once per server."""
+    from stylenorm.style.stylize import stylize_file
+
+    folder = config.workdir / "thumbnails"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in names:
+        path = folder / f"{name}.png"
+        if not path.is_file():
+            stylize_file(_style_choice(name, config.device), THUMBNAIL_PHOTO, path, StylizeOptions(max_size=THUMBNAIL_SIZE))
+        out.append((str(path), name))
+    return out
+
+
+def sample_caption(options: SampleOptions, nrow: int | None, num_classes: int) -> str:
+    """The digits a grid holds, as the page writes under it: per column where each column is one class."""
+    from stylenorm.diffusion.sample import parse_labels
+
+    labels = parse_labels(options.labels, options.num_samples, num_classes)
+    if labels is None:
+        return f"{options.num_samples} unconditional samples."
+    if options.labels is None and nrow == num_classes:
+        return "Columns, left to right: digits " + " ".join(str(c) for c in range(num_classes)) + "."
+    return "Digits asked for, row by row: " + " ".join(str(int(v)) for v in labels) + "."
 
 
 def model_cards() -> list[tuple[str, dict]]:
@@ -153,9 +186,10 @@ def build_app(config: ServeConfig):
     if not names:
         raise StylenormError("no shipped styles found in weights/; reinstall stylenorm")
 
-    def on_stylize(photo, style, blend_on, strength, preserve, scale, max_size, *weights, progress=gr.Progress(track_tqdm=True)):
+    def on_stylize(photo, style, mode, strength, preserve, scale, max_size, *weights,
+                   progress=gr.Progress(track_tqdm=True)):
         try:
-            chosen = blend_text(names, list(weights)) if blend_on else style
+            chosen = blend_text(names, list(weights)) if mode == STYLE_MODES[1] else style
             options = StylizeOptions(max_size=int(max_size) if max_size else None, strength=float(strength),
                                      preserve_color=bool(preserve), style_scale=float(scale))
             before, after, path = stylize_upload(photo, chosen, options, config, progress)
@@ -167,16 +201,31 @@ def build_app(config: ServeConfig):
             raise gr.Error("the photo does not fit in memory; lower the maximum size", print_exception=False) from None
         return (before, after), str(path), f"Stylized with **{chosen}**: {after.shape[1]}x{after.shape[0]} px."
 
+    def on_pick(evt) -> str:
+        return names[evt.index]
+
+    # Gradio hands the clicked thumbnail to a parameter annotated SelectData; this module's annotations are
+    # strings (postponed), which it cannot resolve, so the class itself is set
+    on_pick.__annotations__["evt"] = gr.SelectData
+
+    def on_photo(photo):
+        """The upload's preview; a file that is no picture shows none (Stylize then says why)."""
+        try:
+            return load_image(Path(photo), config.max_pixels).rgb if photo else None
+        except StylenormError:
+            return None
+
     def on_sample(labels, num_samples, sampler, steps, guidance, seed, progress=gr.Progress(track_tqdm=True)):
         try:
             options = SampleOptions(num_samples=int(num_samples), sampler=sampler, steps=int(steps),
                                     labels=(labels or "").strip() or None, guidance=float(guidance), seed=int(seed))
-            grid, path = sample_grid(options, config)
+            grid, path, caption = sample_grid(options, config)
         except StylenormError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        return grid, str(path)
+        return grid, str(path), caption
 
     cards = model_cards()
+    thumbnails = style_thumbnails(names, config)
     with gr.Blocks(title="stylenorm", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
         gr.Markdown("# stylenorm\nFast neural style transfer and a small diffusion model, on this computer.")
         with gr.Tab("Stylize"):
@@ -185,10 +234,16 @@ def build_app(config: ServeConfig):
                 with gr.Column():
                     photo = gr.File(label="Photo: drop it here or click to pick one", file_count="single",
                                     type="filepath", elem_id="photo")
-                    style = gr.Dropdown(names, value=names[0], label="Style", elem_id="style")
-                    with gr.Accordion("Blend several styles", open=False):
-                        blend_on = gr.Checkbox(False, label="blend styles (the sliders below instead of the style above)",
-                                               elem_id="blend-on")
+                    preview = gr.Image(label="Your photo", type="numpy", interactive=False, height=220,
+                                       elem_id="photo-preview")
+                    gr.Examples([[str(p)] for p in EXAMPLE_PHOTOS], inputs=[photo], label="Or try a demo photo",
+                                elem_id="examples")
+                    mode = gr.Radio(list(STYLE_MODES), value=STYLE_MODES[0], label="Style", elem_id="style-mode")
+                    with gr.Group(visible=True) as one_style:
+                        gallery = gr.Gallery(thumbnails, label="Click a style (the demo cat in each)", columns=5,
+                                             rows=1, height=150, allow_preview=False, elem_id="style-gallery")
+                        style = gr.Dropdown(names, value=names[0], label="Style", elem_id="style")
+                    with gr.Group(visible=False) as blend:
                         sliders = [gr.Slider(0, 1, value=0, step=0.05, label=n, elem_id=f"blend-{n}") for n in names]
                     strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength (0 = the photo, 1 = full style)")
                     preserve = gr.Checkbox(False, label="Preserve the photo's colours")
@@ -201,7 +256,11 @@ def build_app(config: ServeConfig):
                                             buttons=["download", "fullscreen"])
                     info = gr.Markdown(elem_id="stylize-info")
                     download = gr.File(label="Download the stylized PNG", elem_id="download", interactive=False)
-            go.click(on_stylize, [photo, style, blend_on, strength, preserve, scale, max_size, *sliders],
+            photo.change(on_photo, photo, preview, queue=False)
+            gallery.select(on_pick, None, style, queue=False)
+            mode.change(lambda m: (gr.update(visible=m == STYLE_MODES[0]), gr.update(visible=m == STYLE_MODES[1])),
+                        mode, [one_style, blend], queue=False)
+            go.click(on_stylize, [photo, style, mode, strength, preserve, scale, max_size, *sliders],
                      [slider, download, info])
         with gr.Tab("Diffusion samples"):
             with gr.Row():
@@ -210,17 +269,23 @@ def build_app(config: ServeConfig):
                                         elem_id="labels")
                     count = gr.Slider(1, 100, value=20, step=1, label="Samples", elem_id="samples")
                     sampler = gr.Dropdown(list(SAMPLERS), value=DEFAULT_SAMPLER, label="Sampler")
-                    steps = gr.Slider(1, 100, value=DEFAULT_STEPS, step=1, label="Steps (ddpm uses every training step)", elem_id="steps")
+                    steps = gr.Slider(1, 100, value=DEFAULT_STEPS, step=1, label="Steps (ddpm uses every training step)",
+                                      elem_id="steps")
                     guidance = gr.Slider(0, 6, value=DEFAULT_GUIDANCE[DEFAULT_SAMPLER], step=0.1,
                                          label="Guidance (1 = none)")
                     seed = gr.Number(0, precision=0, label="Seed")
                     draw = gr.Button("Sample", variant="primary", elem_id="sample")
                 with gr.Column():
-                    grid = gr.Image(label="Samples", type="numpy", elem_id="grid", buttons=["download", "fullscreen"])
+                    gr.Markdown("**Samples**")
+                    # no label badge on the picture: it covered the top-left digit
+                    grid = gr.Image(show_label=False, type="numpy", elem_id="grid", buttons=["download", "fullscreen"])
+                    caption = gr.Markdown(elem_id="grid-caption")
                     grid_file = gr.File(label="Download the grid PNG", interactive=False, elem_id="grid-file")
             sampler.change(lambda s: DEFAULT_GUIDANCE[s], sampler, guidance)
-            draw.click(on_sample, [labels, count, sampler, steps, guidance, seed], [grid, grid_file])
+            draw.click(on_sample, [labels, count, sampler, steps, guidance, seed], [grid, grid_file, caption])
         with gr.Tab("Model cards"):
+            gr.Gallery(thumbnails, label="The styles (the demo cat in each)", columns=8, rows=1, height=170,
+                       allow_preview=False, elem_id="cards-gallery")
             gr.Markdown(_cards_markdown(cards))
             for name, card in cards:
                 with gr.Accordion(name, open=False):
@@ -265,7 +330,7 @@ def launch(config: ServeConfig, host: str = "127.0.0.1", port: int = 7860, block
         try:
             _, url, _ = demo.launch(server_name=host, server_port=port, inbrowser=False, share=False, quiet=True,
                                     prevent_thread_lock=True, max_file_size=MAX_UPLOAD, ssr_mode=False,
-                                    allowed_paths=[str(config.workdir)], theme=theme, footer_links=[])
+                                    allowed_paths=[str(config.workdir), str(DEMO_DIR)], theme=theme, footer_links=[])
         except OSError as exc:
             raise StylenormError(f"cannot serve on {host}:{port} ({exc}); pass another --port or --host") from None
     except BaseException:

@@ -112,7 +112,8 @@ def test_no_photo_and_bad_options_are_messages(photo, config):
 
 
 def test_sample_grid_draws_the_asked_digits(config, one_thread):
-    grid, path = sample_grid(SampleOptions(2, "ddim", 2, labels="3", guidance=2.0), config)
+    grid, path, caption = sample_grid(SampleOptions(2, "ddim", 2, labels="3", guidance=2.0), config)
+    assert caption == "Digits asked for, row by row: 3 3."
     assert path.is_file() and path.is_relative_to(config.workdir)
     with Image.open(path) as img:
         assert img.size == (grid.shape[1], grid.shape[0])
@@ -121,6 +122,21 @@ def test_sample_grid_draws_the_asked_digits(config, one_thread):
         sample_grid(SampleOptions(2, "ddim", 2, labels="12", guidance=2.0), config)
     with pytest.raises(StylenormError, match="unknown sampler"):
         sample_grid(SampleOptions(2, "euler", 2, guidance=2.0), config)
+
+
+def test_a_grid_of_every_class_is_captioned_per_column(config, one_thread):
+    _, _, caption = sample_grid(SampleOptions(10, "ddim", 2, guidance=2.0), config)
+    assert caption == "Columns, left to right: digits 0 1 2 3 4 5 6 7 8 9."
+
+
+def test_every_style_has_a_thumbnail_of_the_demo_cat_as_stylize_paints_it(config, tmp_path, one_thread):
+    from stylenorm.serve.app import THUMBNAIL_PHOTO, THUMBNAIL_SIZE, style_thumbnails
+
+    thumbs = style_thumbnails(["wave"], config)
+    assert [name for _, name in thumbs] == ["wave"]
+    expected = tmp_path / "wave.png"
+    stylize_file(resolve_style("wave"), THUMBNAIL_PHOTO, expected, StylizeOptions(max_size=THUMBNAIL_SIZE))
+    assert np.array_equal(load_image(thumbs[0][0]).rgb, load_image(expected).rgb)
 
 
 def test_model_cards_cover_every_shipped_model():

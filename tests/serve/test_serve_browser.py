@@ -1,7 +1,7 @@
 """`stylenorm serve` in a real browser: headless Chromium (Debian's package) driven by Playwright.
 
 Skipped when Playwright or a Chromium binary is missing; `.ci/run` installs both, so CI runs them.
-STYLENORM_SCREENSHOT=path also saves the page after stylizing there (the README's screenshot).
+The docs' screenshots come from scripts/serve/screenshots.py, which drives the page the same way.
 """
 
 from __future__ import annotations
@@ -120,9 +120,6 @@ def test_upload_pick_a_style_and_receive_the_stylized_image(page, server, tmp_pa
     page.screenshot(path=str(shot), full_page=True)
     with Image.open(shot) as img:
         assert np.asarray(img.convert("L")).std() > 10  # a rendered page, not a blank one
-    if os.environ.get("STYLENORM_SCREENSHOT"):
-        Path(os.environ["STYLENORM_SCREENSHOT"]).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, os.environ["STYLENORM_SCREENSHOT"])
 
 
 def test_a_non_image_gets_a_message_and_the_page_keeps_working(page, photo, tmp_path, one_thread):
@@ -184,8 +181,9 @@ def test_the_model_cards_tab_lists_the_shipped_models(page):
 
 
 def test_the_blend_sliders_mix_styles(page, photo, one_thread):
-    page.get_by_text("Blend several styles").click()
-    page.locator("#blend-on input[type=checkbox]").check()
+    expect(page.locator("#blend-wave")).to_be_hidden()  # one style: its picker, no sliders
+    page.locator("#style-mode").get_by_text("Blend styles").click()
+    expect(page.locator("#style-gallery")).to_be_hidden()  # blend: the sliders instead of the picker
     for name, value in (("wave", "0.75"), ("udnie", "0.25")):
         page.locator(f"#blend-{name} input[type=number]").fill(value)
         page.locator(f"#blend-{name} input[type=number]").press("Enter")
@@ -194,3 +192,41 @@ def test_the_blend_sliders_mix_styles(page, photo, one_thread):
     info = page.locator("#stylize-info")
     expect(info).to_contain_text("wave:0.75")
     expect(info).to_contain_text("udnie:0.25")
+
+
+def test_a_thumbnail_picks_its_style_and_the_upload_shows_a_preview(page, photo, one_thread):
+    names = style_names()
+    expect(page.locator("#style-gallery img")).to_have_count(len(names))
+    page.locator("#style-gallery img").nth(names.index("udnie")).click()
+    expect(page.locator("#style input")).to_have_value("udnie")
+    expect(page.locator("#photo-preview img")).to_have_count(0)
+    _upload(page, photo)
+    expect(page.locator("#photo-preview img").first).to_be_visible(timeout=30_000)
+    _stylized(page)
+    expect(page.locator("#stylize-info")).to_contain_text("udnie: 122x81 px")
+
+
+def test_an_example_photo_is_one_click_away(page, one_thread):
+    page.locator("#examples").get_by_text("rocket.jpg").first.click()
+    expect(page.locator("#photo")).to_contain_text("rocket", timeout=30_000)
+    page.locator("#max-size input[type=number]").fill("128")
+    page.locator("#max-size input[type=number]").press("Enter")
+    _stylized(page)
+    expect(page.locator("#stylize-info")).to_contain_text("128x85 px")
+
+
+def test_the_diffusion_grid_says_which_digit_each_column_holds(page, one_thread):
+    page.get_by_role("tab", name="Diffusion samples").click()
+    for elem, value in (("#samples", "10"), ("#steps", "2")):
+        page.locator(f"{elem} input[type=number]").fill(value)
+        page.locator(f"{elem} input[type=number]").press("Enter")
+    page.click("#sample")
+    expect(page.locator("#grid-caption")).to_contain_text("Columns, left to right: digits 0 1 2 3 4 5 6 7 8 9",
+                                                          timeout=RESULT_TIMEOUT_MS)
+    expect(page.locator("#grid label").first).to_be_hidden()  # no badge over the top-left digit
+
+
+def test_the_model_cards_tab_shows_the_style_thumbnails(page):
+    page.get_by_role("tab", name="Model cards").click()
+    expect(page.locator("#cards-gallery img")).to_have_count(len(style_names()))
+
