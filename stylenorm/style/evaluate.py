@@ -55,7 +55,6 @@ from stylenorm.style.loss_recipes import OPTIMIZE_ITERATIONS
 from stylenorm.style.optimize import OPTIMIZE_SIZE, OptimizeOptions, is_painting_file, load_loss_network, optimize_image
 
 EVAL_WIDTH = 512  # photos are stylized at this width
-BOUND_SIZE = 256  # --against-optimized optimizes at this long side (the networks' training crop), then resizes
 ANALYSIS_WIDTHS = (512, 256)
 GRAM_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 DEEP_LAYER = "relu5_1"  # no training loss of ours uses it: motifs at the scale of objects
@@ -310,11 +309,12 @@ def evaluate_network(weights: str | Path, painting_files: dict[str, Path], photo
 
 
 def evaluate_painting(painting: Path, photos: Sequence[Path], vgg: VGGFeatures, loss_vgg: VGGFeatures,
-                      opts: OptimizeOptions | None = None, *, work_size: int = OPTIMIZE_SIZE, name: str | None = None,
+                      opts: OptimizeOptions | None = None, *, work_size: int | None = OPTIMIZE_SIZE, name: str | None = None,
                       progress: bool = True) -> tuple[dict[str, dict[str, float]], np.ndarray]:
     """eval-style for the optimization mode: every photo stylized with `painting` by optimize_image and
     scored like a network's outputs (`vgg` is eval-style's VGG, `loss_vgg` the optimization's);
-    `name`: the style's name in the summary (default the painting's file name).
+    `name`: the style's name in the summary (default the painting's file name); `work_size` None: each photo
+    optimized at the size it is scored at (EVAL_WIDTH wide), so the Gram scores see the textures it made.
 
     Here rather than in optimize.py: it scores with this module's StyleScorer, and the
     any-painting mode itself has no need of eval-style."""
@@ -326,7 +326,8 @@ def evaluate_painting(painting: Path, photos: Sequence[Path], vgg: VGGFeatures, 
     images = [load_photo(p) for p in photos]
     scores, rows = [], []
     for photo in images:
-        out = optimize_image(photo, painting, loss_vgg, opts, work_size=work_size, progress=progress)
+        size = work_size or max(photo.shape[-2:])
+        out = optimize_image(photo, painting, loss_vgg, opts, work_size=size, progress=progress)
         scores.append(scorer.score(out, photo, name))
         rows.append([out])
     return {name: summarize(scores)}, contact_sheet(images, rows, [reference])
@@ -368,7 +369,7 @@ def evaluate_styles(weights: Sequence[Path], paintings: Path, *, photos: Sequenc
     """`stylenorm eval-style`: score, write eval.json / eval.md / contact sheets, optionally the cards.
 
     against_optimized: also score, for every style of every network, the optimization mode with the
-    network's own loss (its card's `loss`) at BOUND_SIZE px on the same photos, labelled
+    network's own loss (its card's `loss`) at the scoring size on the same photos, labelled
     `optimize:<weights>`: the upper bound of what training on that loss can reach."""
     import json
 
@@ -406,7 +407,7 @@ def evaluate_styles(weights: Sequence[Path], paintings: Path, *, photos: Sequenc
             bound, sheets = {}, []
             for name, painting in painting_files[path].items():
                 summary_, sheet_ = evaluate_painting(painting, chosen, vgg, loss_vgg, bound_options,
-                                                     work_size=BOUND_SIZE, name=name)
+                                                     work_size=None, name=name)
                 bound.update(summary_)
                 sheets.append(sheet_)
             results[f"optimize:{path.stem}"] = bound

@@ -150,7 +150,9 @@ def test_eval_style_scores_the_optimisation_bound_beside_the_network(tmp_path, t
             "--data", str(tiny_data["content"]), "--vgg-weights", str(tiny_vgg), "--image-size", "32",
             "--style-size", "48", "--steps", "1", "--checkpoint-every", "0", "--preview-every", "0", "-o", str(weights))
     assert r.returncode == 0, r.stderr
-    monkeypatch.setattr(evaluate, "BOUND_SIZE", 64)
+    sizes = []
+    real = evaluate.optimize_image
+    monkeypatch.setattr(evaluate, "optimize_image", lambda *a, **k: sizes.append(k["work_size"]) or real(*a, **k))
     photo = tmp_path / "p.png"
     Image.fromarray(smooth_photo(60, 80, 7)).save(photo)
     results = evaluate.evaluate_styles([weights], tiny_data["style_a"].parent, photos=[photo], demo=False,
@@ -160,3 +162,4 @@ def test_eval_style_scores_the_optimisation_bound_beside_the_network(tmp_path, t
     assert set(results["optimize:mine"]) == {"stripes", "dots"}
     assert results["optimize:mine"]["stripes"] != results["mine"]["stripes"]
     assert (tmp_path / "eval" / "contact_sheet_optimize_mine.png").is_file()
+    assert sizes == [evaluate.EVAL_WIDTH] * 2  # optimized at the size it is scored at, not enlarged to it
