@@ -3,3 +3,8 @@
 
 class StylenormError(Exception):
     """Bad input or a failed run, with a message that names the problem and the fix."""
+
+
+class Cancelled(StylenormError):
+    """A long job (a painting's optimisation, a clip) stopped because its caller asked (the web page's Cancel)."""
+

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from stylenorm.atomic import atomic_directory, atomic_output
-from stylenorm.errors import StylenormError
+from stylenorm.errors import Cancelled, StylenormError
 from stylenorm.images import IMAGE_SUFFIXES, list_images, load_image, save_image
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
@@ -338,9 +339,10 @@ def check_output(src: Path, dst: Path) -> None:
 
 def transcode(src: Path, dst: Path, process: Callable[[Frame], np.ndarray], *, max_pixels: int | None = None,
               progress: bool = False, rate: Fraction | None = None,
-              on_start: Callable[[VideoInfo], None] | None = None) -> int:
+              on_start: Callable[[VideoInfo], None] | None = None, stop: threading.Event | None = None) -> int:
     """Read src (a clip or a folder of numbered frames), pass each upright frame through `process`
     (uint8 RGB of the same size out), write dst (a clip, by its extension, or a frame folder).
+    `stop`, once set, ends it at the next frame with Cancelled (and nothing written).
 
     Returns the number of frames written. dst appears only when complete.
     """
@@ -365,6 +367,8 @@ def transcode(src: Path, dst: Path, process: Callable[[Frame], np.ndarray], *, m
                 try:
                     for item in reader:
                         if isinstance(item, Frame):
+                            if stop is not None and stop.is_set():
+                                raise Cancelled(f"cancelled after {count} frames")
                             out = process(item)
                             if out.shape != item.rgb.shape or out.dtype != np.uint8:
                                 raise VideoError(f"a frame came back {out.shape} {out.dtype}, not {item.rgb.shape} uint8")

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 from stylenorm.errors import StylenormError
 from stylenorm.serve.app import ServeConfig, launch
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, device: str = "cpu", max_pixels: int = 40_000_000,
-          echo: Callable[[str], None] = print) -> None:
+          vgg_weights: str | None = None, echo: Callable[[str], None] = print) -> None:
     """Start the page and block until interrupted; the temporary folder is removed on the way out."""
     if not 1 <= port <= 65535:
         raise StylenormError(f"--port {port} is outside 1..65535; the default is 7860")
@@ -31,7 +32,9 @@ def serve(host: str = "127.0.0.1", port: int = 7860, device: str = "cpu", max_pi
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    config = ServeConfig(device=device, max_pixels=max_pixels)
+    if vgg_weights is not None and not Path(vgg_weights).is_file():
+        raise StylenormError(f"VGG weights file not found: {vgg_weights}; pass an existing file to --vgg-weights")
+    config = ServeConfig(device=device, max_pixels=max_pixels, vgg_weights=vgg_weights)
     server = launch(config, host=host, port=port, block=False)
     echo(f"stylenorm serve: open {server.url} in a browser (Ctrl+C stops it)")
     try:

@@ -1,4 +1,4 @@
-"""The page of `stylenorm serve`: three tabs (stylize, diffusion samples, model cards).
+"""The page of `stylenorm serve`: five tabs (stylize, any painting, video, diffusion samples, model cards).
 
 The work behind each button is a plain function (`stylize_upload`, `sample_grid`)
 that raises StylenormError on bad input; the Gradio handlers turn that into a
@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -25,10 +26,11 @@ from PIL import Image
 from stylenorm.checkpoints import WEIGHTS_DIR
 from stylenorm.config import DEFAULT_MAX_PIXELS
 from stylenorm.diffusion.config import SampleOptions
-from stylenorm.errors import StylenormError
+from stylenorm.errors import Cancelled, StylenormError
 from stylenorm.images import load_image
 from stylenorm.serve.gradio_extra import require_gradio
-from stylenorm.style.config import DEMO_DIR, StylizeOptions
+from stylenorm.style.config import DEFAULT_STABILIZE, DEMO_DIR, STABILIZE_MODES, StylizeOptions
+from stylenorm.style.loss_recipes import OPTIMIZE_ITERATIONS
 
 DEFAULT_MAX_SIZE = 1024  # long side of the photo the page stylizes by default: seconds on a CPU
 GRID_SCALE = 4  # 28 px digits shown 4x larger (nearest neighbour, so pixels stay sharp)
@@ -45,6 +47,7 @@ SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # the default theme
 class ServeConfig:
     device: str = "cpu"
     max_pixels: int = DEFAULT_MAX_PIXELS
+    vgg_weights: str | None = None  # the any-painting tab's loss network (default: torchvision's, downloaded once)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="stylenorm_serve_")))
 
 
@@ -122,6 +125,49 @@ def sample_grid(options: SampleOptions, config: ServeConfig) -> tuple[np.ndarray
     grid = make_grid(images, nrow)
     shown = Image.fromarray(grid).resize((grid.shape[1] * GRID_SCALE, grid.shape[0] * GRID_SCALE), Image.NEAREST)
     return np.asarray(shown.convert("RGB")), path, sample_caption(options, nrow, loaded.model.config.num_classes)
+
+
+def paint_upload(src: str | os.PathLike | None, painting: str | os.PathLike | None, options: StylizeOptions,
+                 config: ServeConfig, stop: threading.Event | None = None) -> tuple[np.ndarray, Path]:
+    """(result, PNG to download): the photo optimized against the painting, as `stylize --style PAINTING`
+    does (its progress bar is the optimisation's, which the page shows); `stop`: the page's Cancel."""
+    from stylenorm.style.optimize import stylize_with_painting
+
+    if not src:
+        raise StylenormError("no photo yet: drop one on the photo box or click it to pick a file")
+    if not painting:
+        raise StylenormError("no painting yet: drop an image of the painting on the painting box")
+    src, painting = Path(src), Path(painting)
+    out_dir = config.workdir / "results" / uuid.uuid4().hex
+    out_dir.mkdir(parents=True)
+    dst = out_dir / f"{src.stem}_{painting.stem}.png"
+    options = replace(options, max_pixels=config.max_pixels, vgg_weights=config.vgg_weights)
+    errors: list[str] = []
+    failures = stylize_with_painting([src], painting, dst, options, device=config.device, stop=stop,
+                                     report=lambda line: errors.append(line) if line.startswith("error") else None)
+    if failures and stop is not None and stop.is_set():
+        raise Cancelled(errors[0].removeprefix("error: ") if errors else "cancelled")
+    if failures:
+        raise StylenormError(errors[0].removeprefix("error: ") if errors else "the optimisation failed")
+    return load_image(dst, None).rgb, dst
+
+
+def stylize_clip(src: str | os.PathLike | None, style: str | None, options: StylizeOptions,
+                 config: ServeConfig, stop: threading.Event | None = None) -> Path:
+    """The uploaded clip stylized as `stylize clip.mp4` does (sound and timing kept), as an MP4 to play;
+    `stop`: the page's Cancel."""
+    from stylenorm.style.temporal import stylize_video
+    from stylenorm.video import require_av
+
+    if not src:
+        raise StylenormError("no clip yet: drop a video file on the clip box")
+    require_av()
+    src = Path(src)
+    choice = _style_choice(style, config.device)
+    out_dir = config.workdir / "results" / uuid.uuid4().hex
+    out_dir.mkdir(parents=True)
+    dst = out_dir / f"{src.stem}_{choice.label}.mp4"
+    return stylize_video(choice, src, dst, replace(options, max_pixels=config.max_pixels), progress=True, stop=stop)
 
 
 def style_thumbnails(names: list[str], config: ServeConfig) -> list[tuple[str, str]]:
@@ -215,6 +261,34 @@ def build_app(config: ServeConfig):
         except StylenormError:
             return None
 
+    def on_paint(photo, painting, iterations, scale, strength, preserve, max_size, stop,
+                 progress=gr.Progress(track_tqdm=True)):
+        stop.clear()
+        try:
+            options = StylizeOptions(iterations=int(iterations), style_scale=float(scale), strength=float(strength),
+                                     preserve_color=bool(preserve), max_size=int(max_size) if max_size else None)
+            result, path = paint_upload(photo, painting, options, config, stop)
+        except Cancelled as exc:
+            return None, None, f"Stopped: {exc}."
+        except StylenormError as exc:
+            message = str(exc)
+            for upload in (photo, painting):
+                message = message.replace(str(upload), Path(upload).name) if upload else message
+            raise gr.Error(message, print_exception=False) from None
+        return result, str(path), f"Painted after **{Path(painting).name}**: {result.shape[1]}x{result.shape[0]} px."
+
+    def on_clip(clip, style, stabilize, strength, stop, progress=gr.Progress(track_tqdm=True)):
+        stop.clear()
+        try:
+            options = StylizeOptions(stabilize=stabilize, strength=float(strength))
+            path = stylize_clip(clip, style, options, config, stop)
+        except Cancelled as exc:
+            return None, None, f"Stopped: {exc}."
+        except StylenormError as exc:
+            message = str(exc).replace(str(clip), Path(clip).name) if clip else str(exc)
+            raise gr.Error(message, print_exception=False) from None
+        return str(path), str(path), f"Stylized with **{style}**: {Path(path).name}."
+
     def on_sample(labels, num_samples, sampler, steps, guidance, seed, progress=gr.Progress(track_tqdm=True)):
         try:
             options = SampleOptions(num_samples=int(num_samples), sampler=sampler, steps=int(steps),
@@ -261,7 +335,57 @@ def build_app(config: ServeConfig):
             mode.change(lambda m: (gr.update(visible=m == STYLE_MODES[0]), gr.update(visible=m == STYLE_MODES[1])),
                         mode, [one_style, blend], queue=False)
             go.click(on_stylize, [photo, style, mode, strength, preserve, scale, max_size, *sliders],
-                     [slider, download, info])
+                     [slider, download, info], concurrency_id="quick")
+        with gr.Tab("Any painting"):
+            gr.Markdown("Paint a photo after any painting: the picture itself is optimized against the painting "
+                        "(Gatys et al.), minutes on a CPU. The bar shows the loss evaluations left and the time.")
+            with gr.Row():
+                with gr.Column():
+                    paint_photo = gr.File(label="Photo", file_count="single", type="filepath", elem_id="paint-photo")
+                    painting = gr.File(label="Painting (any image)", file_count="single", type="filepath",
+                                       elem_id="painting")
+                    iterations = gr.Slider(1, 500, value=OPTIMIZE_ITERATIONS, step=1,
+                                           label="Loss evaluations (more: closer to the painting, slower)",
+                                           elem_id="iterations")
+                    paint_scale = gr.Slider(0.25, 4, value=1, step=0.25, label="Style scale (motif size)")
+                    paint_strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength")
+                    paint_preserve = gr.Checkbox(False, label="Preserve the photo's colours")
+                    paint_size = gr.Slider(64, 1024, value=512, step=32, label="Maximum size (long side, px)",
+                                           elem_id="paint-size")
+                    with gr.Row():
+                        paint = gr.Button("Paint", variant="primary", elem_id="paint")
+                        cancel_paint = gr.Button("Cancel", elem_id="cancel-paint")
+                with gr.Column():
+                    painted = gr.Image(label="Result", type="numpy", interactive=False, elem_id="painted")
+                    paint_info = gr.Markdown(elem_id="paint-info")
+                    paint_file = gr.File(label="Download the PNG", interactive=False, elem_id="paint-file")
+            # one stop flag per browser session, set by Cancel (outside the queue, so it is not held up)
+            paint_stop = gr.State(threading.Event)
+            paint.click(on_paint, [paint_photo, painting, iterations, paint_scale, paint_strength, paint_preserve,
+                                   paint_size, paint_stop], [painted, paint_file, paint_info], concurrency_id="long")
+            cancel_paint.click(lambda stop: stop.set(), paint_stop, None, queue=False)
+        with gr.Tab("Video"):
+            gr.Markdown("Stylize a short clip: its sound and timing are kept, and the frames are stabilised along "
+                        "the optical flow (`stylenorm stylize clip.mp4`).")
+            with gr.Row():
+                with gr.Column():
+                    clip = gr.File(label="Clip (MP4, MOV, MKV, WebM, AVI)", file_count="single", type="filepath",
+                                   elem_id="clip")
+                    clip_style = gr.Dropdown(names, value=names[0], label="Style", elem_id="clip-style")
+                    stabilize = gr.Radio(list(STABILIZE_MODES), value=DEFAULT_STABILIZE,
+                                         label="Stabilize (flow: least flicker)", elem_id="stabilize")
+                    clip_strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength")
+                    with gr.Row():
+                        stylize_clip_button = gr.Button("Stylize the clip", variant="primary", elem_id="stylize-clip")
+                        cancel_clip = gr.Button("Cancel", elem_id="cancel-clip")
+                with gr.Column():
+                    clip_out = gr.Video(label="Result (with its sound)", interactive=False, elem_id="clip-out")
+                    clip_info = gr.Markdown(elem_id="clip-info")
+                    clip_file = gr.File(label="Download the clip", interactive=False, elem_id="clip-file")
+            clip_stop = gr.State(threading.Event)
+            stylize_clip_button.click(on_clip, [clip, clip_style, stabilize, clip_strength, clip_stop],
+                                      [clip_out, clip_file, clip_info], concurrency_id="long")
+            cancel_clip.click(lambda stop: stop.set(), clip_stop, None, queue=False)
         with gr.Tab("Diffusion samples"):
             with gr.Row():
                 with gr.Column():
@@ -282,7 +406,8 @@ def build_app(config: ServeConfig):
                     caption = gr.Markdown(elem_id="grid-caption")
                     grid_file = gr.File(label="Download the grid PNG", interactive=False, elem_id="grid-file")
             sampler.change(lambda s: DEFAULT_GUIDANCE[s], sampler, guidance)
-            draw.click(on_sample, [labels, count, sampler, steps, guidance, seed], [grid, grid_file, caption])
+            draw.click(on_sample, [labels, count, sampler, steps, guidance, seed], [grid, grid_file, caption],
+                       concurrency_id="quick")
         with gr.Tab("Model cards"):
             gr.Gallery(thumbnails, label="The styles (the demo cat in each)", columns=8, rows=1, height=170,
                        allow_preview=False, elem_id="cards-gallery")
@@ -290,7 +415,8 @@ def build_app(config: ServeConfig):
             for name, card in cards:
                 with gr.Accordion(name, open=False):
                     gr.JSON(json.loads(json.dumps(card, default=str)))
-    # one request at a time: the network uses every core, and a second browser waits in the queue
+    # One request at a time per queue (the networks use every core; a second browser waits with its position
+    # shown), and two queues: a minutes-long painting or clip never holds up a photo or a digit grid
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from stylenorm.config import DEFAULT_MAX_PIXELS
-from stylenorm.errors import StylenormError
+from stylenorm.errors import Cancelled, StylenormError
 from stylenorm.images import ImageError, load_image, save_image, to_tensor, to_uint8
 from stylenorm.style.config import StylizeOptions, check_style_scale
 from stylenorm.style.data import crop_painting_border, resize_longest
@@ -198,10 +199,11 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
 def optimize_image(photo: torch.Tensor, painting_path: str | os.PathLike, vgg: VGGFeatures,
                    opts: OptimizeOptions | None = None, *, work_size: int = OPTIMIZE_SIZE, progress: bool = False,
                    report: Callable[[str], None] | None = None, history: list[dict] | None = None,
-                   max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS, stop: threading.Event | None = None) -> torch.Tensor:
     """photo (1, 3, H, W) in [0, 1] -> the stylized picture, same size, optimized at up to `work_size` px.
 
-    `history`, when given, receives one dict per loss evaluation (stage, losses, seconds)."""
+    `history`, when given, receives one dict per loss evaluation (stage, losses, seconds); `stop`, once set,
+    ends the optimisation at the next evaluation with Cancelled."""
     from tqdm.auto import tqdm
 
     from stylenorm.style.stylize import preserve_colors
@@ -229,7 +231,7 @@ def optimize_image(photo: torch.Tensor, painting_path: str | os.PathLike, vgg: V
                                                              align_corners=False).clamp(0, 1)
         # NCHW for the optimizer (L-BFGS flattens the gradient); the VGG passes see channels_last
         x = start.detach().clone().contiguous().requires_grad_(True)
-        x = _run_stage(x, objective, iterations, opts, bar, stage, started, history)
+        x = _run_stage(x, objective, iterations, opts, bar, stage, started, history, stop)
     bar.close()
     assert x is not None
     y = x.detach().float().cpu().contiguous().clamp(0, 1)
@@ -239,11 +241,13 @@ def optimize_image(photo: torch.Tensor, painting_path: str | os.PathLike, vgg: V
 
 
 def _run_stage(x: torch.Tensor, objective: Objective, iterations: int, opts: OptimizeOptions, bar, stage: int,
-               started: float, history: list[dict] | None) -> torch.Tensor:
+               started: float, history: list[dict] | None, stop: threading.Event | None = None) -> torch.Tensor:
     evaluations = 0
 
     def closure() -> torch.Tensor:
         nonlocal evaluations
+        if stop is not None and stop.is_set():
+            raise Cancelled(f"cancelled after {bar.n} of {bar.total} loss evaluations")
         optimizer.zero_grad(set_to_none=True)
         losses = objective(x)
         losses["total"].backward()
@@ -272,7 +276,7 @@ def _run_stage(x: torch.Tensor, objective: Objective, iterations: int, opts: Opt
 
 def optimize_many(inputs: list[Path], painting: Path, output: Path | None, vgg: VGGFeatures, opts: OptimizeOptions, *,
                   max_size: int | None, max_pixels: int | None, report: Callable[[str], None], strength: float = 1.0,
-                  progress: bool = True) -> int:
+                  progress: bool = True, stop: threading.Event | None = None) -> int:
     """`stylize --style painting.jpg` over files and folders, like stylize_many; returns the failures."""
     from stylenorm.style.stylize import collect_inputs, load_photo, output_paths, process_each
 
@@ -283,7 +287,7 @@ def optimize_many(inputs: list[Path], painting: Path, output: Path | None, vgg: 
     def work(src: Path, dst: Path) -> None:
         rgb, alpha = load_photo(src, max_size, max_pixels)
         x = to_tensor(rgb)
-        y = optimize_image(x, painting, vgg, opts, progress=progress, max_pixels=max_pixels)
+        y = optimize_image(x, painting, vgg, opts, progress=progress, max_pixels=max_pixels, stop=stop)
         if strength < 1.0:
             y = strength * y + (1 - strength) * x
         save_image(dst, to_uint8(y), alpha)
@@ -297,7 +301,8 @@ def load_loss_network(vgg_weights: str | os.PathLike | None, vgg_format: str = "
 
 
 def stylize_with_painting(inputs: list[Path], painting: Path, output: Path | None, options: StylizeOptions, *,
-                          device: str = "cpu", report: Callable[[str], None] = print) -> int:
+                          device: str = "cpu", report: Callable[[str], None] = print,
+                          stop: threading.Event | None = None) -> int:
     """`stylize --style PAINTING.jpg`: every option checked, the painting and the VGG loaded, then each photo."""
     opts = OptimizeOptions(loss=options.loss, style_scale=options.style_scale, preserve_color=options.preserve_color,
                            precision=options.precision)
@@ -311,4 +316,4 @@ def stylize_with_painting(inputs: list[Path], painting: Path, output: Path | Non
     load_painting(painting, MIN_PAINTING_SIDE, max_pixels=max_pixels)  # a bad painting fails before the VGG loads
     vgg, _ = load_loss_network(options.vgg_weights, options.vgg_format)
     return optimize_many(inputs, painting, output, vgg.to(device), opts, max_size=max_size, max_pixels=max_pixels,
-                         report=report, strength=strength)
+                         report=report, strength=strength, stop=stop)

@@ -14,6 +14,7 @@ the carried statistics and the flow blending start afresh after one.
 
 from __future__ import annotations
 
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -196,7 +197,7 @@ class VideoStylizer:
 
 
 def stylize_video(choice: StyleChoice, src: Path, dst: Path, options: StylizeOptions | None = None, *,
-                  progress: bool = False) -> Path:
+                  progress: bool = False, stop: threading.Event | None = None) -> Path:
     """Stylize a clip (or a folder of numbered frames) into dst: a clip by its extension, or a frame folder."""
     from stylenorm.video import transcode
 
@@ -209,7 +210,7 @@ def stylize_video(choice: StyleChoice, src: Path, dst: Path, options: StylizeOpt
                        preserve_color=options.preserve_color, style_scale=options.style_scale,
                        precision=options.precision) as stylizer:
         transcode(src, dst, lambda frame: stylizer(frame.rgb), max_pixels=options.max_pixels or None, progress=progress,
-                  rate=Fraction(options.fps).limit_denominator(1001) if options.fps else None)
+                  rate=Fraction(options.fps).limit_denominator(1001) if options.fps else None, stop=stop)
     return dst
 
 

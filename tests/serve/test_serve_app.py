@@ -6,6 +6,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +193,69 @@ def test_serve_prints_the_url_binds_localhost_and_cleans_up(tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
     assert list(tmp_path.iterdir()) == []  # the temporary folder (uploads, results) is gone
+
+
+def test_any_painting_on_the_page_is_what_stylize_with_a_painting_writes(config, tmp_path, one_thread):
+    from serve_testlib import tiny_vgg
+
+    from stylenorm.serve.app import paint_upload
+    from stylenorm.style.optimize import stylize_with_painting
+
+    config = replace(config, vgg_weights=str(tiny_vgg(tmp_path / "vgg.safetensors")))
+    photo = demo_cat(tmp_path, (70, 50))
+    painting = tmp_path / "painting.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (80, 96, 3), dtype=np.uint8)).save(painting)
+    options = StylizeOptions(iterations=2, max_size=64)
+    result, path = paint_upload(photo, painting, options, config)
+    assert path.is_relative_to(config.workdir) and path.name == "cat_painting.png"
+    expected = tmp_path / "cli.png"
+    stylize_with_painting([photo], painting, expected, replace(options, vgg_weights=config.vgg_weights),
+                          report=lambda line: None)
+    assert np.array_equal(result, load_image(expected).rgb)
+    with pytest.raises(StylenormError, match="no painting yet"):
+        paint_upload(photo, None, options, config)
+    (tmp_path / "notes.png").write_text("not a picture")
+    with pytest.raises(StylenormError, match="notes.png is not an image"):
+        paint_upload(photo, tmp_path / "notes.png", options, config)
+
+
+def test_a_clip_on_the_page_comes_back_stylized_with_its_sound(config, tmp_path, one_thread):
+    pytest.importorskip("av")
+    from serve_testlib import tiny_clip
+
+    from stylenorm.bench.video import read_frames
+    from stylenorm.serve.app import stylize_clip
+    from stylenorm.video import open_reader
+
+    src = tiny_clip(tmp_path, frames=10)
+    out = stylize_clip(src, "wave", StylizeOptions(), config)
+    assert out.is_relative_to(config.workdir) and out.name == "clip_wave.mp4"
+    assert len(read_frames(out)) == 10
+    reader = open_reader(out, None)
+    try:
+        assert reader.info.audio  # the sound came along
+    finally:
+        reader.close()
+    with pytest.raises(StylenormError, match="no clip yet"):
+        stylize_clip(None, "wave", StylizeOptions(), config)
+
+
+def test_a_set_stop_flag_ends_a_painting_and_a_clip_with_nothing_written(config, tmp_path, one_thread):
+    import threading
+
+    from serve_testlib import tiny_clip, tiny_vgg
+
+    from stylenorm.errors import Cancelled
+    from stylenorm.serve.app import paint_upload, stylize_clip
+
+    config = replace(config, vgg_weights=str(tiny_vgg(tmp_path / "vgg.safetensors")))
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled, match="cancelled after 0 of 5 loss evaluations"):
+        (tmp_path / "art").mkdir()
+        paint_upload(demo_cat(tmp_path, (70, 50)), demo_cat(tmp_path / "art", (120, 100)), StylizeOptions(iterations=5),
+                     config, stop)
+    pytest.importorskip("av")
+    with pytest.raises(Cancelled, match="cancelled after 0 frames"):
+        stylize_clip(tiny_clip(tmp_path), "wave", StylizeOptions(), config, stop)
+    assert not [p for p in (config.workdir / "results").rglob("*") if p.is_file()]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from serve_testlib import DEMO, demo_cat
+from serve_testlib import DEMO, demo_cat, tiny_clip, tiny_vgg
 
 from stylenorm.images import load_image
 from stylenorm.serve.app import ServeConfig, launch, style_names
@@ -44,7 +44,8 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     work = tmp_path_factory.mktemp("serve") / "work"
     work.mkdir()
-    srv = launch(ServeConfig(workdir=work, max_pixels=2_000_000), port=_free_port())
+    vgg = tiny_vgg(tmp_path_factory.mktemp("vgg") / "vgg.safetensors")
+    srv = launch(ServeConfig(workdir=work, max_pixels=2_000_000, vgg_weights=str(vgg)), port=_free_port())
     yield srv
     srv.close()
     assert not work.exists()  # uploads and results go with the server
@@ -229,4 +230,56 @@ def test_the_diffusion_grid_says_which_digit_each_column_holds(page, one_thread)
 def test_the_model_cards_tab_shows_the_style_thumbnails(page):
     page.get_by_role("tab", name="Model cards").click()
     expect(page.locator("#cards-gallery img")).to_have_count(len(style_names()))
+
+
+def _set_number(page, elem: str, value: str) -> None:
+    page.locator(f"{elem} input[type=number]").fill(value)
+    page.locator(f"{elem} input[type=number]").press("Enter")
+
+
+def _painting(tmp_path) -> Path:
+    path = tmp_path / "painting.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (96, 120, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_any_painting_on_the_page(page, photo, tmp_path, one_thread):
+    page.get_by_role("tab", name="Any painting").click()
+    page.locator("#paint-photo input[type=file]").set_input_files(str(photo))
+    page.locator("#painting input[type=file]").set_input_files(str(_painting(tmp_path)))
+    expect(page.locator("#painting")).to_contain_text("painting", timeout=30_000)
+    _set_number(page, "#iterations", "2")
+    page.click("#paint")
+    expect(page.locator("#paint-info")).to_contain_text("Painted after painting.png: 122x81 px", timeout=RESULT_TIMEOUT_MS)
+    expect(page.locator("#paint-file a").first).to_have_attribute("download", "cat_painting.png")
+
+
+def test_a_clip_on_the_page_plays_with_its_sound(page, tmp_path, one_thread):
+    pytest.importorskip("av")
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#clip input[type=file]").set_input_files(str(tiny_clip(tmp_path, frames=10)))
+    expect(page.locator("#clip")).to_contain_text("clip", timeout=30_000)
+    page.click("#stylize-clip")
+    expect(page.locator("#clip-info")).to_contain_text("clip_starry_night.mp4", timeout=RESULT_TIMEOUT_MS)
+    expect(page.locator("#clip-out video").first).to_be_attached()
+    expect(page.locator("#clip-file a").first).to_have_attribute("download", "clip_starry_night.mp4")
+
+
+def test_a_long_painting_does_not_hold_up_a_photo_and_can_be_cancelled(page, photo, tmp_path, one_thread):
+    page.get_by_role("tab", name="Any painting").click()
+    page.locator("#paint-photo input[type=file]").set_input_files(str(DEMO / "astronaut.png"))
+    page.locator("#painting input[type=file]").set_input_files(str(_painting(tmp_path)))
+    expect(page.locator("#painting")).to_contain_text("painting", timeout=30_000)
+    _set_number(page, "#iterations", "500")
+    _set_number(page, "#paint-size", "1024")
+    page.click("#paint")  # minutes of optimisation in the long queue
+    page.get_by_role("tab", name="Stylize").click()
+    _upload(page, photo)
+    _stylized(page)  # the quick queue answers meanwhile
+    expect(page.locator("#stylize-info")).to_contain_text("122x81 px")
+    page.get_by_role("tab", name="Any painting").click()
+    expect(page.locator("#paint-info")).not_to_contain_text("Painted")
+    page.click("#cancel-paint")  # the optimisation stops at its next loss evaluation
+    expect(page.locator("#paint-info")).to_contain_text(re.compile(r"Stopped: cancelled after \d+ of \d+ loss evaluations"),
+                                                        timeout=60_000)
 
