@@ -29,6 +29,7 @@ from stylenorm.diffusion.config import SampleOptions
 from stylenorm.errors import Cancelled, StylenormError
 from stylenorm.images import load_image
 from stylenorm.serve.gradio_extra import require_gradio
+from stylenorm.style.add_style import DEFAULT_STEPS as ADD_STYLE_STEPS
 from stylenorm.style.config import DEFAULT_STABILIZE, DEMO_DIR, STABILIZE_MODES, StylizeOptions
 from stylenorm.style.loss_recipes import OPTIMIZE_ITERATIONS
 
@@ -150,6 +151,21 @@ def paint_upload(src: str | os.PathLike | None, painting: str | os.PathLike | No
     if failures:
         raise StylenormError(errors[0].removeprefix("error: ") if errors else "the optimisation failed")
     return load_image(dst, None).rgb, dst
+
+
+def add_painting_style(painting: str | os.PathLike | None, name: str, steps: int, config: ServeConfig) -> Path:
+    """`stylenorm add-style PAINTING --name NAME`: the painting as a new style of the shipped network (its
+    γ/β trained, minutes), written into the user's data folder, where every tab finds it afterwards."""
+    from stylenorm.style.add_style import add_style_config
+    from stylenorm.style.train import train_style
+
+    if not painting:
+        raise StylenormError("no painting yet: drop an image of the painting on the painting box")
+    name = (name or "").strip()
+    if not name:
+        raise StylenormError("name the new style first (letters, digits, _ and -)")
+    cfg = add_style_config(Path(painting), name, steps=int(steps), vgg_weights=config.vgg_weights)
+    return train_style(cfg)
 
 
 def stylize_clip(src: str | os.PathLike | None, style: str | None, options: StylizeOptions,
@@ -277,6 +293,16 @@ def build_app(config: ServeConfig):
             raise gr.Error(message, print_exception=False) from None
         return result, str(path), f"Painted after **{Path(painting).name}**: {result.shape[1]}x{result.shape[0]} px."
 
+    def on_add_style(painting, name, steps, progress=gr.Progress(track_tqdm=True)):
+        try:
+            path = add_painting_style(painting, name, steps, config)
+        except StylenormError as exc:
+            message = str(exc).replace(str(painting), Path(painting).name) if painting else str(exc)
+            raise gr.Error(message, print_exception=False) from None
+        choices = style_names()
+        return (f"Added the style **{name.strip()}** ({path.name}): pick it in the Stylize and Video tabs.",
+                gr.update(choices=choices), gr.update(choices=choices))
+
     def on_clip(clip, style, stabilize, strength, stop, progress=gr.Progress(track_tqdm=True)):
         stop.clear()
         try:
@@ -364,6 +390,13 @@ def build_app(config: ServeConfig):
             paint.click(on_paint, [paint_photo, painting, iterations, paint_scale, paint_strength, paint_preserve,
                                    paint_size, paint_stop], [painted, paint_file, paint_info], concurrency_id="long")
             cancel_paint.click(lambda stop: stop.set(), paint_stop, None, queue=False)
+            with gr.Accordion("Add this painting as a style (minutes: only its γ/β are trained)", open=False):
+                with gr.Row():
+                    new_name = gr.Textbox("", label="Name of the new style", elem_id="new-style-name")
+                    new_steps = gr.Slider(1, 1000, value=ADD_STYLE_STEPS, step=1, label="Training steps",
+                                          elem_id="new-style-steps")
+                add = gr.Button("Add as a style", elem_id="add-style")
+                add_info = gr.Markdown(elem_id="add-style-info")
         with gr.Tab("Video"):
             gr.Markdown("Stylize a short clip: its sound and timing are kept, and the frames are stabilised along "
                         "the optical flow (`stylenorm stylize clip.mp4`).")
@@ -382,6 +415,9 @@ def build_app(config: ServeConfig):
                     clip_out = gr.Video(label="Result (with its sound)", interactive=False, elem_id="clip-out")
                     clip_info = gr.Markdown(elem_id="clip-info")
                     clip_file = gr.File(label="Download the clip", interactive=False, elem_id="clip-file")
+            # the new style joins both style lists; it trains in the long queue, so photos go on meanwhile
+            add.click(on_add_style, [painting, new_name, new_steps], [add_info, style, clip_style],
+                      concurrency_id="long")
             clip_stop = gr.State(threading.Event)
             stylize_clip_button.click(on_clip, [clip, clip_style, stabilize, clip_strength, clip_stop],
                                       [clip_out, clip_file, clip_info], concurrency_id="long")

@@ -259,3 +259,18 @@ def test_a_set_stop_flag_ends_a_painting_and_a_clip_with_nothing_written(config,
     with pytest.raises(Cancelled, match="cancelled after 0 frames"):
         stylize_clip(tiny_clip(tmp_path), "wave", StylizeOptions(), config, stop)
     assert not [p for p in (config.workdir / "results").rglob("*") if p.is_file()]
+
+
+def test_a_painting_added_as_a_style_joins_the_page_s_styles(config, tmp_path, user_data_folder, one_thread):
+    from serve_testlib import tiny_vgg
+
+    from stylenorm.serve.app import add_painting_style
+
+    config = replace(config, vgg_weights=str(tiny_vgg(tmp_path / "vgg.safetensors")))
+    (tmp_path / "art").mkdir()
+    painting = demo_cat(tmp_path / "art", (120, 100))
+    with pytest.raises(StylenormError, match="name the new style first"):
+        add_painting_style(painting, " ", 1, config)
+    path = add_painting_style(painting, "my_cat", 1, config)
+    assert path == user_data_folder / "weights" / "my_cat.safetensors"
+    assert "my_cat" in style_names()

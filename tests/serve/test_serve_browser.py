@@ -283,3 +283,17 @@ def test_a_long_painting_does_not_hold_up_a_photo_and_can_be_cancelled(page, pho
     expect(page.locator("#paint-info")).to_contain_text(re.compile(r"Stopped: cancelled after \d+ of \d+ loss evaluations"),
                                                         timeout=60_000)
 
+
+
+def test_a_painting_added_as_a_style_appears_in_the_style_lists(page, tmp_path, one_thread):
+    page.get_by_role("tab", name="Any painting").click()
+    page.locator("#painting input[type=file]").set_input_files(str(_painting(tmp_path)))
+    expect(page.locator("#painting")).to_contain_text("painting", timeout=30_000)
+    page.get_by_text("Add this painting as a style").click()
+    page.locator("#new-style-name textarea, #new-style-name input").first.fill("noise_art")
+    _set_number(page, "#new-style-steps", "1")
+    page.click("#add-style")
+    expect(page.locator("#add-style-info")).to_contain_text("Added the style noise_art", timeout=RESULT_TIMEOUT_MS)
+    page.get_by_role("tab", name="Stylize").click()
+    page.locator("#style input").click()
+    expect(page.locator("ul[role=listbox] li", has_text="noise_art").first).to_be_visible()
