@@ -21,13 +21,9 @@ def bench_norms(
     quick: bool = typer.Option(False, help="Small shapes and few repeats (a smoke run)."),
 ) -> None:
     """Time forward and forward+backward of every norm spec against torch.nn."""
-    from stylenorm.atomic import check_writable
-
-    check_writable(output)  # before minutes of measuring, not after
     from stylenorm.bench.norms import run_norm_benchmark
 
     run_norm_benchmark(output=output, device=device, repeats=repeats, quick=quick)
-
 
 
 @app.command("diffusion")
@@ -38,9 +34,6 @@ def bench_diffusion(
     threads: Threads = None,
 ) -> None:
     """Training images/s and DDIM-50 sampling time (64 samples): our U-Net vs diffusers.UNet2DModel."""
-    from stylenorm.atomic import check_writable
-
-    check_writable(output)  # before minutes of measuring, not after
     from stylenorm.bench.diffusion import run_diffusion_benchmark
 
     run_diffusion_benchmark(output=output, device=device, quick=quick, threads=threads)
@@ -59,9 +52,6 @@ def bench_sampling(
     threads: Threads = None,
 ) -> None:
     """Fréchet distance and recognised share of samples per sampler and step count (shipped classifier)."""
-    from stylenorm.atomic import check_writable
-
-    check_writable(output)  # before minutes of measuring, not after
     from stylenorm.bench.sampling import run_sampling_benchmark
 
     try:
@@ -81,9 +71,6 @@ def bench_fused(
     quick: bool = typer.Option(False, help="Small shapes and few repeats (a smoke run)."),
 ) -> None:
     """Time the fused GroupNorm+FiLM+SiLU against its eager composition and torch.compile."""
-    from stylenorm.atomic import check_writable
-
-    check_writable(output)  # before minutes of measuring, not after
     from stylenorm.bench.fused import run_fused_benchmark
 
     run_fused_benchmark(output=output, device=device, repeats=repeats, quick=quick, compile=compile)
@@ -98,9 +85,6 @@ def bench_stylize(
     threads: Threads = None,
 ) -> None:
     """ms per image and peak memory of the plain float32 forward and of the `stylize` path, with PSNR."""
-    from stylenorm.atomic import check_writable
-
-    check_writable(output)  # before minutes of measuring, not after
     from stylenorm.bench.stylize import run_stylize_benchmark
 
     run_stylize_benchmark(output=output, device=device, repeats=repeats, quick=quick, threads=threads)
@@ -117,9 +101,6 @@ def bench_video(
     threads: Threads = None,
 ) -> None:
     """Warping error (Lai et al. 2018) and strength of --stabilize none/norm/flow on made clips, and frames/s."""
-    from stylenorm.atomic import check_writable
-
-    check_writable(output)  # before minutes of measuring, not after
     from stylenorm.bench.video import run_video_benchmark
     from stylenorm.video import require_av
 

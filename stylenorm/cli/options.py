@@ -17,6 +17,7 @@ from typing import Annotated, Any, Callable, Optional, Union, get_args, get_orig
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from stylenorm.atomic import check_writable
 from stylenorm.config import HELP_THREADS
 from stylenorm.errors import StylenormError
 
@@ -192,7 +193,13 @@ Threads = Annotated[Optional[int], typer.Option("--threads", help=HELP_THREADS)]
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.", callback=_checked_device)]
 BenchDevice = Annotated[Optional[str], typer.Option(
     "--device", help="cpu, cuda or cuda:N; default: cpu, and cuda too when present.", callback=_checked_device)]
-BenchOutput = Annotated[Path, typer.Option("-o", "--output", help="Markdown table to write.")]
+def _writable_output(value: Path) -> Path:
+    """A bench's table is checked writable while the command line is read: before minutes of measuring."""
+    check_writable(value)
+    return value
+
+
+BenchOutput = Annotated[Path, typer.Option("-o", "--output", help="Markdown table to write.", callback=_writable_output)]
 Repeats = Annotated[int, typer.Option("--repeats", help="Timed repetitions per measurement (median is reported).")]
 StyleChoice = Annotated[Optional[str], typer.Option(
     "--style", "-s", help="Shipped style NAME, a weights PATH, or a blend a:0.7,b:0.3.")]
