@@ -252,4 +252,4 @@ def test_cli_rejects_bad_lists(tmp_path):
     from stylenorm import cli
 
     result = CliRunner().invoke(cli.app, ["ablate", "diffusion", "--batch-sizes", "2,x", "-o", str(tmp_path / "o")])
-    assert result.exit_code != 0 and "--batch-sizes must be a comma-separated list of ints" in str(result.exception)
+    assert result.exit_code != 0 and "--batch-sizes must be a comma-separated list of integers" in str(result.exception)

@@ -1,12 +1,15 @@
 """Regenerate the before/after pictures: each painting, then each bundled demo photo in every shipped style.
 
-Run from the repository root:  python scripts/style/make_grid.py
+Run from the repository root:  python scripts/style/make_grid.py [--weights FILE -o OUT.jpg]
+(--weights: another style network, e.g. a training checkpoint exported to a file, for comparisons).
 Every stylized picture is made by the real command line (`stylenorm stylize`);
 this script only lays them out in one grid, one row per photo.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -24,9 +27,18 @@ CELL = 300  # longest side of each cell in the grid (downscaled, so motifs keep 
 
 
 def main() -> None:
-    styles = [line.split("\t")[0].replace(" (default)", "") for line in subprocess.run(
-        [sys.executable, "-m", "stylenorm", "styles"], check=True, capture_output=True, text=True, cwd=REPO,
-    ).stdout.splitlines()]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--weights", type=Path, help="a style network other than the shipped one")
+    parser.add_argument("-o", "--output", type=Path, default=OUT / "before_after.jpg")
+    args = parser.parse_args()
+    if args.weights:
+        styles = json.loads(args.weights.with_suffix(".json").read_text())["styles"]
+        chosen = ["--weights", str(args.weights.resolve())]
+    else:
+        styles = [line.split("\t")[0].replace(" (default)", "") for line in subprocess.run(
+            [sys.executable, "-m", "stylenorm", "styles"], check=True, capture_output=True, text=True, cwd=REPO,
+        ).stdout.splitlines()]
+        chosen = []
     # the paintings on top (from ../shared, which users do not have: the row is left out without it)
     paintings = [next(PAINTINGS.glob(f"{style}.*"), None) for style in styles]
     rows = [[Image.new("RGB", (CELL, CELL), "white")] + [Image.open(p).convert("RGB") for p in paintings]] \
@@ -40,8 +52,8 @@ def main() -> None:
         cells = [Image.open(src).convert("RGB")]
         for style in styles:
             dst = work / f"{stem}_{style}.png"
-            subprocess.run([sys.executable, "-m", "stylenorm", "stylize", str(src), "--style", style,
-                            "--max-size", str(SIZE), "-o", str(dst)], check=True, cwd=REPO)
+            subprocess.run([sys.executable, "-m", "stylenorm", "stylize", str(src), *chosen, "--style", style,
+                            "--max-size", str(SIZE), "-o", str(dst)], check=True, cwd=REPO, capture_output=True)
             cells.append(Image.open(dst).convert("RGB"))
         for cell in cells:
             cell.thumbnail((CELL, CELL), Image.LANCZOS)
@@ -58,9 +70,9 @@ def main() -> None:
         for k, cell in enumerate(row):  # centred in fixed-width columns
             grid.paste(cell, (k * CELL + (CELL - cell.width) // 2, y + (height - cell.height) // 2))
         y += height
-    grid.save(OUT / "before_after.jpg", quality=88)
+    grid.save(args.output, quality=88)
     shutil.rmtree(work, ignore_errors=True)
-    print(f"wrote {OUT / 'before_after.jpg'}")
+    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":
