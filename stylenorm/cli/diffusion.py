@@ -52,8 +52,8 @@ def diffusion_sample(
 
     options = SampleOptions(**given)
     check_output(output, options.num_samples)  # before minutes of sampling, not after
-    images, nrow = sample(load_diffusion_model(weights, device), options, progress=True)
-    typer.echo(f"wrote {save_samples(images, output, nrow)}")
+    drawn = sample(load_diffusion_model(weights, device), options, progress=True)
+    typer.echo(f"wrote {save_samples(drawn.images, output, drawn.nrow)}")
 
 
 @app.command("export")

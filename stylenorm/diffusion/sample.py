@@ -7,7 +7,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -116,17 +116,23 @@ def generate(loaded: LoadedModel, num_samples: int = 64, sampler: str | None = N
     return torch.cat(out).clamp(-1, 1).cpu()
 
 
-def sample(loaded: LoadedModel, options: SampleOptions, progress: bool = False) -> tuple[torch.Tensor, int | None]:
-    """(samples in [-1, 1], images per grid row) as `options` ask: the labels cycled, and without labels
-    or nrow, one class per column where the count allows."""
+class Drawn(NamedTuple):
+    images: torch.Tensor  # samples in [-1, 1]
+    labels: torch.Tensor | None  # the class each was asked for (None: unconditional)
+    nrow: int | None  # images per grid row (None: a square grid)
+    columns_are_classes: bool  # every class in turn, one class per column
+
+
+def sample(loaded: LoadedModel, options: SampleOptions, progress: bool = False) -> Drawn:
+    """The samples `options` ask for: the labels cycled, and without labels or nrow, one class per column
+    where the count allows."""
     classes = loaded.model.config.num_classes
     labels = parse_labels(options.labels, options.num_samples, classes)
     images = generate(loaded, options.num_samples, options.sampler, options.steps, labels, options.guidance, options.eta,
                       options.seed, progress=progress)
-    nrow = options.nrow
-    if nrow is None and labels is not None and options.labels is None and options.num_samples % classes == 0:
-        nrow = classes
-    return images, nrow
+    per_column = (options.nrow is None and labels is not None and options.labels is None
+                  and options.num_samples % classes == 0)
+    return Drawn(images, labels, classes if per_column else options.nrow, per_column)
 
 
 # The most samples one grid picture shows (64 x 64 of them; MNIST's make a 1,900 px square): beyond it a

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -30,6 +31,10 @@ from stylenorm.errors import Cancelled, StylenormError
 from stylenorm.images import load_image
 from stylenorm.serve.gradio_extra import require_gradio
 from stylenorm.style.add_style import DEFAULT_STEPS as ADD_STYLE_STEPS
+
+if TYPE_CHECKING:
+    from stylenorm.diffusion.sample import Drawn
+
 from stylenorm.style.config import DEFAULT_STABILIZE, DEMO_DIR, STABILIZE_MODES, StylizeOptions
 from stylenorm.style.loss_recipes import OPTIMIZE_ITERATIONS
 
@@ -118,14 +123,13 @@ def sample_grid(options: SampleOptions, config: ServeConfig) -> tuple[np.ndarray
 
     if options.num_samples > MAX_PAGE_SAMPLES:
         raise StylenormError(f"{options.num_samples} samples: ask for 1 to {MAX_PAGE_SAMPLES}")
-    loaded = _diffusion_model(config.device)
-    images, nrow = sample(loaded, options, progress=True)
+    drawn = sample(_diffusion_model(config.device), options, progress=True)
     out_dir = config.workdir / "results" / uuid.uuid4().hex
     name = f"samples_{options.sampler}_{options.steps}steps_seed{options.seed}.png"
-    path = save_grid(images, out_dir / name, nrow, scale=GRID_SCALE)
-    grid = make_grid(images, nrow)
+    path = save_grid(drawn.images, out_dir / name, drawn.nrow, scale=GRID_SCALE)
+    grid = make_grid(drawn.images, drawn.nrow)
     shown = Image.fromarray(grid).resize((grid.shape[1] * GRID_SCALE, grid.shape[0] * GRID_SCALE), Image.NEAREST)
-    return np.asarray(shown.convert("RGB")), path, sample_caption(options, nrow, loaded.model.config.num_classes)
+    return np.asarray(shown.convert("RGB")), path, sample_caption(drawn)
 
 
 def paint_upload(src: str | os.PathLike | None, painting: str | os.PathLike | None, options: StylizeOptions,
@@ -202,16 +206,13 @@ def style_thumbnails(names: list[str], config: ServeConfig) -> list[tuple[str, s
     return out
 
 
-def sample_caption(options: SampleOptions, nrow: int | None, num_classes: int) -> str:
+def sample_caption(drawn: Drawn) -> str:
     """The digits a grid holds, as the page writes under it: per column where each column is one class."""
-    from stylenorm.diffusion.sample import parse_labels
-
-    labels = parse_labels(options.labels, options.num_samples, num_classes)
-    if labels is None:
-        return f"{options.num_samples} unconditional samples."
-    if options.labels is None and nrow == num_classes:
-        return "Columns, left to right: digits " + " ".join(str(c) for c in range(num_classes)) + "."
-    return "Digits asked for, row by row: " + " ".join(str(int(v)) for v in labels) + "."
+    if drawn.labels is None:
+        return f"{len(drawn.images)} unconditional samples."
+    if drawn.columns_are_classes:
+        return "Columns, left to right: digits " + " ".join(str(c) for c in range(drawn.nrow)) + "."
+    return "Digits asked for, row by row: " + " ".join(str(int(v)) for v in drawn.labels) + "."
 
 
 def model_cards() -> list[tuple[str, dict]]:
