@@ -11,9 +11,11 @@ A spec is a kind plus its parameter: `gn8` is kind `gn` with 8 groups, `prms25` 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 from stylenorm.errors import StylenormError
 
@@ -51,6 +53,9 @@ class NormKind:
     per_channel: bool
     # The kind is GroupNorm with this many groups for a spec and C channels (ln: 1, in: C), else None.
     groups: Callable[[NormSpec, int], int] | None
+    # How many values one statistic (a mean, variance or RMS) is computed over, for a spec, a batch of N
+    # images and a layer of C channels of P positions each: (spec, N, C, P) -> count; None: no statistics.
+    statistic_size: Callable[[NormSpec, int, int, int], int] | None = None
     # InstanceNorm's temporal mode carries the statistics across video frames.
     temporal_mode: bool = False
     # how the spec writes its parameter, for the help text
@@ -58,15 +63,20 @@ class NormKind:
 
 
 NORM_KINDS: dict[str, NormKind] = {kind.name: kind for kind in (
-    NormKind("bn", "BatchNorm", batch_statistics=True, image_statistics=False, per_channel=True, groups=None),
+    NormKind("bn", "BatchNorm", batch_statistics=True, image_statistics=False, per_channel=True, groups=None,
+             statistic_size=lambda spec, n, c, p: n * p),
     NormKind("ln", "LayerNorm", batch_statistics=False, image_statistics=True, per_channel=False,
-             groups=lambda spec, channels: 1),
+             groups=lambda spec, channels: 1, statistic_size=lambda spec, n, c, p: c * p),
     NormKind("in", "InstanceNorm", batch_statistics=False, image_statistics=True, per_channel=True,
-             groups=lambda spec, channels: channels, temporal_mode=True),
+             groups=lambda spec, channels: channels, statistic_size=lambda spec, n, c, p: p, temporal_mode=True),
     NormKind("gn", "GroupNorm", batch_statistics=False, image_statistics=True, per_channel=False,
-             groups=lambda spec, channels: spec.groups or default_groups(channels), parameter="G (e.g. gn8)"),
-    NormKind("rms", "RMSNorm", batch_statistics=False, image_statistics=True, per_channel=False, groups=None),
+             groups=lambda spec, channels: spec.groups or default_groups(channels),
+             statistic_size=lambda spec, n, c, p: c // (spec.groups or default_groups(c)) * p, parameter="G (e.g. gn8)"),
+    NormKind("rms", "RMSNorm", batch_statistics=False, image_statistics=True, per_channel=False, groups=None,
+             statistic_size=lambda spec, n, c, p: c * p),
+    # the first ceil(P % of each sample), as RMSNorm's forward takes them
     NormKind("prms", "partial RMSNorm", batch_statistics=False, image_statistics=True, per_channel=False, groups=None,
+             statistic_size=lambda spec, n, c, p: math.ceil(Fraction(str(spec.percent)) * c * p / 100),
              parameter="P (e.g. prms25)"),
     NormKind("none", "no normalization", batch_statistics=False, image_statistics=False, per_channel=False,
              groups=None),
@@ -105,3 +115,12 @@ def parse_spec(spec: str) -> NormSpec:
 def norm_kind(spec: str | NormSpec) -> NormKind:
     """The kind a spec names, with its properties: norm_kind("GN8").name == "gn"."""
     return NORM_KINDS[(spec if isinstance(spec, NormSpec) else parse_spec(spec)).kind]
+
+
+def statistic_size(spec: str | NormSpec, batch: int, channels: int, positions: int) -> int | None:
+    """How many values one statistic of `spec` is computed over in a layer of `channels` channels and
+    `positions` positions per channel, at `batch` images (None: the kind computes none). BatchNorm's
+    per-channel statistic over 2 images of a 1 x 1 map is 2 values; InstanceNorm's there is 1, always zero."""
+    parsed = spec if isinstance(spec, NormSpec) else parse_spec(spec)
+    size = NORM_KINDS[parsed.kind].statistic_size
+    return None if size is None else size(parsed, batch, channels, positions)

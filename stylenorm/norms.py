@@ -43,6 +43,7 @@ from stylenorm.norm_specs import (  # noqa: F401  (the backend's spec half, re-e
     default_groups,
     norm_kind,
     parse_spec,
+    statistic_size,
 )
 
 
@@ -412,6 +413,37 @@ def make_norm(
     if parsed.kind == "prms":
         return RMSNorm(num_channels, eps=eps, affine=affine, bias=bias, percent=parsed.percent)
     return nn.Identity()
+
+
+# What make_norm builds for each kind ("none" is nn.Identity, which has no statistics).
+NORM_LAYERS = (BatchNorm, LayerNorm, InstanceNorm, GroupNorm, RMSNorm)
+
+
+@torch.no_grad()
+def norm_layer_inputs(model: nn.Module, example: torch.Tensor) -> list[tuple[str, tuple[int, ...]]]:
+    """The name and input shape per image, (C, *spatial), of every normalization layer in `model`, in the
+    order one forward pass of `example` reaches them (in eval mode, restored afterwards). Give it two
+    images: torch's InstanceNorm refuses a batch of one with 1 x 1 maps (one value per channel)."""
+    seen: list[tuple[str, tuple[int, ...]]] = []
+    hooks = [module.register_forward_pre_hook(lambda m, args, name=name: seen.append((name, tuple(args[0].shape[1:]))))
+             for name, module in model.named_modules() if isinstance(module, NORM_LAYERS)]
+    was_training = model.training
+    try:
+        model.eval()(example)
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return seen
+
+
+def smallest_statistic(spec: str, layers: list[tuple[str, tuple[int, ...]]], batch: int
+                       ) -> tuple[int, str, tuple[int, ...]] | None:
+    """(values, layer name, its input shape) of the statistic over the fewest values among `layers`
+    (from norm_layer_inputs) at `batch` images; None where the spec computes no statistics."""
+    sizes = [(size, name, shape) for name, shape in layers
+             if (size := statistic_size(spec, batch, shape[0], math.prod(shape[1:]))) is not None]
+    return min(sizes, key=lambda entry: entry[0]) if sizes else None
 
 
 class FiLM(nn.Module):

@@ -29,14 +29,14 @@ def test_every_norm_builds_a_classifier_with_a_norm_after_every_conv(norm):
         assert len(norms) == len(convs)  # shortcut projections included
 
 
-def test_the_layout_is_resnet50s_stem_and_four_stages_down_to_1x1():
+def test_the_layout_is_resnet50s_stem_and_three_stages_down_to_4x4():
     model = ResNetClassifier("bn", width=4)
     seen = []
     for stage in model.stages:
         stage.register_forward_hook(lambda module, args, out: seen.append(tuple(out.shape[1:])))
     model(torch.randn(2, 1, 28, 28))
-    assert seen == [(4, 7, 7), (8, 4, 4), (16, 2, 2), (32, 1, 1)]
-    assert map_sizes() == [7, 7, 4, 2, 1]
+    assert seen == [(4, 7, 7), (8, 4, 4), (16, 4, 4)]
+    assert map_sizes() == [7, 7, 4, 4]
 
 
 def test_the_budget_is_epochs_with_the_learning_rate_linear_in_the_batch():
@@ -274,9 +274,9 @@ def test_a_group_count_grid_gets_table3_and_its_verdict(tmp_path, errors, verdic
     assert "## Group count (the GroupNorm paper's Table 3)" in text
     rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in text.splitlines()
             if line.startswith("| gn") or line.startswith("| in ")}
-    # G at widths 16/32/64/128, channels per group, the error, the difference to the best
-    assert rows["gn1"][:2] == ["1/1/1/1", "16/32/64/128"] and rows["gn16"][:2] == ["16/16/16/16", "1/2/4/8"]
-    assert rows["in"][:2] == ["16/32/64/128", "1/1/1/1"]
+    # G at widths 16/32/64, channels per group, the error, the difference to the best
+    assert rows["gn1"][:2] == ["1/1/1", "16/32/64"] and rows["gn16"][:2] == ["16/16/16", "1/2/4"]
+    assert rows["in"][:2] == ["16/32/64", "1/1/1"]
     best = min(errors, key=errors.get)
     assert rows[best][3].strip(" |") == "best"
     assert rows["gn2"][2].startswith(f"{errors['gn2']:.2%} ± ")
@@ -317,7 +317,7 @@ def test_a_rate_stable_again_above_an_unstable_one_does_not_raise_the_limit(tmp_
     assert f"{LR_CLAIM} (the seeds: \"BN enables significantly higher learning rates\"): not supported.**" in text
 
 
-@pytest.mark.parametrize("batch_size, onednn", [(2, False), (4, False), (8, True), (32, True)])
+@pytest.mark.parametrize("batch_size, onednn", [(2, False), (4, False), (8, False), (16, True), (32, True)])
 def test_small_batches_train_without_onednn_and_the_switch_is_restored(tmp_path, monkeypatch, batch_size, onednn):
     from stylenorm.ablation import classification_task
 
@@ -368,3 +368,32 @@ def test_the_optimizer_updates_every_parameter_in_one_fused_step():
     torch.nn.functional.cross_entropy(model(torch.randn(2, 1, 28, 28)), torch.tensor([1, 2])).backward()
     optimizer.step()
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()) if b.grad is not None)
+
+
+def _statistic_rows(text: str) -> dict[str, list[str]]:
+    section = text.split("## Values per statistic")[1].split("## Results")[0]
+    return {line.split(" | ")[0][2:]: [c.strip(" |") for c in line.split(" | ")[1:]]
+            for line in section.splitlines() if line.startswith("| ") and not line.startswith("| norm")}
+
+
+def test_the_report_lists_the_values_each_statistic_is_over(tmp_path):
+    grid = Grid(task="classification", norms=("bn", "gn4", "ln"), batch_sizes=(2, 8, 32), seeds=(0, 1, 2))
+    text = run_grid(grid, tmp_path, progress=False, runner=fake_figure1(0.05, 0.0)).read_text()
+    rows = _statistic_rows(text)
+    # the 4 x 4 px stages: bn per channel over batch x 16 px, gn4 over 32/4 channels x 16 px, ln over 32 x 16
+    assert rows["bn"] == ["32", "128", "512", "stages.1.norm1 (32 ch, 4×4 px)"]
+    assert rows["gn4"][:3] == ["128"] * 3 and rows["ln"][:3] == ["512"] * 3
+    assert text.count("⚠") == 1  # the legend alone
+
+
+def test_statistics_over_fewer_than_16_values_are_flagged_in_the_results(tmp_path, monkeypatch):
+    from stylenorm.ablation import classification_task
+
+    monkeypatch.setattr(classification_task, "STAGE_STRIDES", (1, 2, 2, 2))  # the earlier model, down to 1 x 1
+    grid = Grid(task="classification", norms=("bn", "gn4", "ln"), batch_sizes=(2, 8, 32), seeds=(0, 1, 2))
+    text = run_grid(grid, tmp_path, progress=False, runner=fake_figure1(0.05, 0.0)).read_text()
+    assert _statistic_rows(text)["bn"] == ["2 ⚠", "8 ⚠", "32", "stages.3.norm1 (128 ch, 1×1 px)"]
+    results = text.split("## Results")[1].split("## ")[0]
+    bn_error_row = next(line for line in results.splitlines() if line.startswith("| bn "))
+    assert bn_error_row.count("⚠") == 2  # batch 2 and 8; images/s is not a result about the statistic
+    assert json.loads((tmp_path / "settings.json").read_text())["feature_maps"] == [7, 7, 4, 2, 1]

@@ -19,7 +19,10 @@ from stylenorm.norms import (
     layer_kind,
     make_norm,
     norm_kind,
+    norm_layer_inputs,
     parse_spec,
+    smallest_statistic,
+    statistic_size,
     temporal_instance_norm,
 )
 
@@ -103,6 +106,29 @@ def test_groups_is_the_group_norm_the_layer_equals(spec):
     else:
         groups = kind.groups(parse_spec(spec), C)
         torch.testing.assert_close(ours, _first_sample(nn.GroupNorm(groups, C).double(), x))
+
+
+@pytest.mark.parametrize("spec", ONE_SPEC_PER_KIND + ["gn2", "prms7"])
+def test_statistic_size_is_how_many_inputs_one_output_depends_on(spec):
+    """The first output value (the first sample, channel and position, among partial RMSNorm's share)
+    depends on exactly the values its statistic is computed over; without normalization on itself alone."""
+    layer = make_norm(spec, C).train()  # bn: batch statistics, as in training
+    x = (torch.randn(3, C, 5, 4, dtype=torch.float64) * 2 + 1).requires_grad_()
+    layer.double()(x)[0, 0, 0, 0].backward()
+    depends_on = int((x.grad != 0).sum())
+    size = statistic_size(spec, batch=3, channels=C, positions=5 * 4)
+    assert depends_on == (1 if size is None else size)
+
+
+def test_the_smallest_statistic_is_found_in_the_model():
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, 2, 1), make_norm("bn", 8), nn.Conv2d(8, 16, 3, 2, 1), make_norm("bn", 16))
+    layers = norm_layer_inputs(model, torch.zeros(2, 1, 8, 8))
+    assert layers == [("1", (8, 4, 4)), ("3", (16, 2, 2))]
+    assert model.training  # its mode is given back
+    assert smallest_statistic("bn", layers, 2) == (8, "3", (16, 2, 2))  # 2 images x 2 x 2 px
+    model_in = nn.Sequential(nn.Conv2d(1, 8, 3, 8, 1), make_norm("in", 8))  # a 1 x 1 map
+    assert smallest_statistic("in", norm_layer_inputs(model_in, torch.zeros(2, 1, 8, 8)), 32)[0] == 1
+    assert smallest_statistic("none", norm_layer_inputs(nn.Sequential(make_norm("none", 8)), torch.zeros(2, 8, 4, 4)), 2) is None
 
 
 @pytest.mark.parametrize("spec", ONE_SPEC_PER_KIND)

@@ -27,6 +27,7 @@ from stylenorm.ablation.presets import preset_dict
 from stylenorm.ablation.records import FINISHED, Grid, Table, collect, difference_interval, run_dir, run_name
 from stylenorm.ablation.tasks import TASKS, AblationTask, get_task
 from stylenorm.atomic import atomic_output
+from stylenorm.norms import norm_layer_inputs, smallest_statistic
 
 # One schema for every task, so that the CSVs of different tasks line up (a task leaves the
 # columns it does not measure empty); it holds every task's metrics (tests/test_ablation_grid.py).
@@ -280,6 +281,51 @@ def group_count_section(grid: Grid, task: AblationTask, table: Table, convergenc
     return lines
 
 
+# Fewer values than this per statistic is flagged: a result there says more about the statistic than about the
+# norm (InstanceNorm over one value outputs its shift alone; BatchNorm over two maps any two values to -1 and +1).
+SMALL_STATISTIC = 16
+
+Smallest = tuple[int, str, tuple[int, ...]]  # values, layer, its input shape per image (C, *spatial)
+
+
+def statistic_sizes(grid: Grid, task: AblationTask, preset) -> dict[str, dict[int, Smallest]]:
+    """For each norm and batch size of the grid, its statistic over the fewest values in the task's model
+    (nothing for a task without an example input, or a norm that computes no statistics)."""
+    example = task.example_input(preset)
+    if example is None:
+        return {}
+    sizes = {}
+    for norm in grid.norms:
+        layers = norm_layer_inputs(task.build_model(grid, preset, norm), example)
+        sizes[norm] = {bs: smallest for bs in grid.batch_sizes if (smallest := smallest_statistic(norm, layers, bs))}
+    return sizes
+
+
+def is_small(sizes: dict[str, dict[int, Smallest]], norm: str, batch_size: int) -> bool:
+    smallest = sizes.get(norm, {}).get(batch_size)
+    return smallest is not None and smallest[0] < SMALL_STATISTIC
+
+
+def statistic_section(grid: Grid, sizes: dict[str, dict[int, Smallest]]) -> list[str]:
+    lines = ["## Values per statistic", "",
+             "The fewest values one normalisation statistic (a mean, a variance or an RMS) is computed over in this "
+             "model, at each batch size, and the layer where: BatchNorm's per channel over the batch and the map, "
+             "InstanceNorm's per image and channel over the map, GroupNorm's per image and group of channels, "
+             "LayerNorm's and RMSNorm's per image over every channel and position. "
+             f"⚠ marks fewer than {SMALL_STATISTIC} values, here and in the results.", "",
+             "| norm | " + " | ".join(f"batch {b}" for b in grid.batch_sizes) + " | where |",
+             "|---|" + "---|" * (len(grid.batch_sizes) + 1)]
+    for norm in grid.norms:
+        per_batch = sizes.get(norm, {})
+        if not per_batch:
+            lines.append(f"| {norm} | " + " | ".join("–" for _ in grid.batch_sizes) + " | no statistics |")
+            continue
+        _, layer, (channels, *spatial) = per_batch[min(per_batch)]
+        cells = [f"{per_batch[bs][0]}" + (" ⚠" if is_small(sizes, norm, bs) else "") for bs in grid.batch_sizes]
+        lines.append(f"| {norm} | " + " | ".join(cells) + f" | {layer} ({channels} ch, {'×'.join(map(str, spatial))} px) |")
+    return lines + [""]
+
+
 def render(grid: Grid, task: AblationTask, rows: list[dict[str, Any]], plots: list[str]) -> str:
     everything = Table(rows)
     ref_lr = reference_lr(grid, task)
@@ -315,9 +361,11 @@ def render(grid: Grid, task: AblationTask, rows: list[dict[str, Any]], plots: li
            "for backward (the activations: the CPU allocator keeps no peak statistics)."
            if was_measured(table, "memory_mb") else " Memory: not measured for this task."),
         "",
-        "## Results",
-        "",
     ]
+    sizes = statistic_sizes(grid, task, preset)
+    if sizes:
+        lines += statistic_section(grid, sizes)
+    lines += ["## Results", ""]
     for key in [k for k in [*task.metrics, "images_per_s", "memory_mb"] if was_measured(table, k)]:
         lines += [f"{LABELS[key]} (mean ± std over seeds {', '.join(map(str, grid.seeds))}; the plots show 95 % intervals)", "",
                   "| norm | " + " | ".join(f"batch {b}" for b in grid.batch_sizes) + " |",
@@ -327,7 +375,8 @@ def render(grid: Grid, task: AblationTask, rows: list[dict[str, Any]], plots: li
             for bs in grid.batch_sizes:
                 m = table.mean(norm, bs, key)
                 cells.append(_with_diverged(None if m is None else f"{m:.4g} ± {table.std(norm, bs, key):.2g}",
-                                            table.diverged_seeds(norm, bs), len(grid.seeds)))
+                                            table.diverged_seeds(norm, bs), len(grid.seeds))
+                             + (" ⚠" if key in task.metrics and is_small(sizes, norm, bs) else ""))
             lines.append(f"| {norm} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## The seeds' claims against these measurements", ""]

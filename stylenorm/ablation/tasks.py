@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from stylenorm.ablation import claims
@@ -54,7 +55,8 @@ class AblationTask(ABC):
         return get_preset(self.name, name)
 
     def input_settings(self, grid: Grid) -> dict[str, Any]:
-        """What the grid's inputs add to its settings (a rerun with other inputs is another experiment)."""
+        """What the grid's inputs and the task's model add to its settings (a rerun with other inputs, or on
+        another model, is another experiment)."""
         return {}
 
     def check_inputs(self, grid: Grid) -> None:
@@ -63,6 +65,11 @@ class AblationTask(ABC):
     @abstractmethod
     def build_model(self, grid: Grid, preset: Preset, norm: str) -> nn.Module:
         """The task's model with `norm` in every normalized layer (built to find specs that do not fit it)."""
+
+    def example_input(self, preset: Preset) -> torch.Tensor | None:
+        """Two inputs of the size a run trains on, to find the shapes the norms see (None: the report
+        leaves out its table of values per statistic)."""
+        return None
 
     @abstractmethod
     def run(self, grid: Grid, preset: Preset, norm: str, batch_size: int, seed: int, run_dir: Path) -> dict[str, Any]:
@@ -118,6 +125,9 @@ class StyleAblation(AblationTask):
         from stylenorm.style.net import TransformerNet
 
         return TransformerNet(norm, 1)
+
+    def example_input(self, preset: Preset) -> torch.Tensor:
+        return torch.zeros(2, 3, preset.image_size, preset.image_size)
 
     def run(self, grid: Grid, preset: Preset, norm: str, batch_size: int, seed: int, run_dir: Path) -> dict[str, Any]:
         from stylenorm.ablation.style_task import run_style
@@ -201,10 +211,20 @@ class ClassificationAblation(AblationTask):
 
         return ResNetClassifier(norm, preset.width)
 
+    def example_input(self, preset: Preset) -> torch.Tensor:
+        from stylenorm.ablation.classification_task import IMAGE_SIZE
+
+        return torch.zeros(2, 1, IMAGE_SIZE, IMAGE_SIZE)
+
     def run(self, grid: Grid, preset: Preset, norm: str, batch_size: int, seed: int, run_dir: Path) -> dict[str, Any]:
         from stylenorm.ablation.classification_task import run_classification
 
         return run_classification(preset, norm, batch_size, seed, run_dir, threads=grid.threads)
+
+    def input_settings(self, grid: Grid) -> dict[str, Any]:
+        from stylenorm.ablation.classification_task import map_sizes
+
+        return {"feature_maps": map_sizes()}  # runs on the earlier model (down to 1 x 1 px) are not resumed
 
     def widths(self, preset: Preset) -> set[int]:
         from stylenorm.ablation.classification_task import model_widths
@@ -247,9 +267,10 @@ class ClassificationAblation(AblationTask):
         from stylenorm.ablation.classification_task import IMAGE_SIZE, STAGE_STRIDES, map_sizes
 
         widths, (stem, *stages) = sorted(self.widths(preset)), map_sizes()
-        return (f"Model: a residual CNN with ResNet-50's layout (a stride-2 convolution and a stride-2 max-pool, "
-                f"{IMAGE_SIZE} → {stem} px, then {len(STAGE_STRIDES)} stages of one basic block each, widths "
-                f"{', '.join(map(str, widths))} at {', '.join(map(str, stages[:-1]))} and {stages[-1]} px; the norm after "
+        return (f"Model: a residual CNN with ResNet-50's stem (a stride-2 convolution and a stride-2 max-pool, "
+                f"{IMAGE_SIZE} → {stem} px), then {len(STAGE_STRIDES)} stages of one basic block each, widths "
+                f"{', '.join(map(str, widths))} at {', '.join(map(str, stages[:-1]))} and {stages[-1]} px (no map "
+                f"below {min(stages)} × {min(stages)}, so no statistic over a handful of values: the table below); the norm after "
                 "every convolution, shortcut projections included) on the bundled MNIST "
                 f"subset, {preset.test_images} digits held out as the test split (the same for every run). SGD with "
                 f"Nesterov momentum 0.9, weight decay {preset.weight_decay}, a linear warm-up over {preset.warmup_epochs} "
