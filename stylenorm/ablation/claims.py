@@ -257,9 +257,9 @@ def bn_modes_claim(grid: Grid, task: AblationTask, table: Table) -> Claim:
 
 
 def continuum_claim(grid: Grid, task: AblationTask) -> Claim:
-    """GN with G=1 is LN, with G=C is IN: checked on the layers this backend builds."""
+    """GN with G=1 is LN, with G=C is IN: checked on the layers this backend builds, at the model's widths."""
     claim = "GroupNorm with G=1 reproduces LayerNorm and with G=C reproduces InstanceNorm"
-    widths = (32, 64, 128)
+    widths = tuple(sorted(task.widths(task.preset(grid.preset))))
     torch.manual_seed(0)
     worst_ln = worst_in = 0.0
     for c in widths:
@@ -267,7 +267,7 @@ def continuum_claim(grid: Grid, task: AblationTask) -> Claim:
         worst_ln = max(worst_ln, (make_norm("gn1", c).double()(x) - make_norm("ln", c).double()(x)).abs().max().item())
         worst_in = max(worst_in, (make_norm(f"gn{c}", c).double()(x) - make_norm("in", c).double()(x)).abs().max().item())
     verdict = "supported" if max(worst_ln, worst_in) < 1e-9 else "not supported"
-    evidence = f"largest difference at widths {widths} in float64: gn1 vs ln {worst_ln:.1e}, gnC vs in {worst_in:.1e}"
+    evidence = f"largest difference at the model's widths {', '.join(map(str, widths))} in float64: gn1 vs ln {worst_ln:.1e}, gnC vs in {worst_in:.1e}"
     if task.plain_gn_note and "gn" in grid.norms and "in" in grid.norms:
         evidence += ("; note that plain `gn` (32 groups, or the largest divisor of C up to 32) is InstanceNorm at widths "
                      "up to 32")
