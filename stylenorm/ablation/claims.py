@@ -267,7 +267,8 @@ def continuum_claim(grid: Grid, task: AblationTask) -> Claim:
         worst_ln = max(worst_ln, (make_norm("gn1", c).double()(x) - make_norm("ln", c).double()(x)).abs().max().item())
         worst_in = max(worst_in, (make_norm(f"gn{c}", c).double()(x) - make_norm("in", c).double()(x)).abs().max().item())
     verdict = "supported" if max(worst_ln, worst_in) < 1e-9 else "not supported"
-    evidence = f"largest difference at the model's widths {', '.join(map(str, widths))} in float64: gn1 vs ln {worst_ln:.1e}, gnC vs in {worst_in:.1e}"
+    evidence = (f"largest difference at the model's widths {', '.join(map(str, widths))} in float64: "
+                f"gn1 vs ln {worst_ln:.1e}, gnC vs in {worst_in:.1e}")
     if task.plain_gn_note and "gn" in grid.norms and "in" in grid.norms:
         evidence += ("; note that plain `gn` (32 groups, or the largest divisor of C up to 32) is InstanceNorm at widths "
                      "up to 32")
