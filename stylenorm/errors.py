@@ -7,4 +7,3 @@ class StylenormError(Exception):
 
 class Cancelled(StylenormError):
     """A long job (a painting's optimisation, a clip) stopped because its caller asked (the web page's Cancel)."""
-

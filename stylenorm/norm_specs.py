@@ -34,6 +34,12 @@ class NormSpec:
     percent: float | None = None  # prms: share of each sample used for the RMS
 
 
+def partial_count(percent: float, values: int) -> int:
+    """How many of a sample's first values partial RMSNorm takes its RMS over: ceil(percent / 100 * values),
+    in exact arithmetic (in floats 7 / 100 * 100 is 7.000000000000001, whose ceil is 8)."""
+    return math.ceil(Fraction(str(percent)) * values / 100)
+
+
 def default_groups(num_channels: int, max_groups: int = DEFAULT_GROUPS) -> int:
     """The group count plain `gn` uses: max_groups, or its largest divisor of C below it."""
     return max(g for g in range(1, min(max_groups, num_channels) + 1) if num_channels % g == 0)
@@ -54,7 +60,8 @@ class NormKind:
     # The kind is GroupNorm with this many groups for a spec and C channels (ln: 1, in: C), else None.
     groups: Callable[[NormSpec, int], int] | None
     # How many values one statistic (a mean, variance or RMS) is computed over, for a spec, a batch of N
-    # images and a layer of C channels of P positions each: (spec, N, C, P) -> count; None: no statistics.
+    # images and a layer of C channels of P positions each: (spec, N, C, P) -> count. None: a GroupNorm
+    # kind's follows from `groups` (C / G x P); any other kind computes no statistics.
     statistic_size: Callable[[NormSpec, int, int, int], int] | None = None
     # InstanceNorm's temporal mode carries the statistics across video frames.
     temporal_mode: bool = False
@@ -66,17 +73,15 @@ NORM_KINDS: dict[str, NormKind] = {kind.name: kind for kind in (
     NormKind("bn", "BatchNorm", batch_statistics=True, image_statistics=False, per_channel=True, groups=None,
              statistic_size=lambda spec, n, c, p: n * p),
     NormKind("ln", "LayerNorm", batch_statistics=False, image_statistics=True, per_channel=False,
-             groups=lambda spec, channels: 1, statistic_size=lambda spec, n, c, p: c * p),
+             groups=lambda spec, channels: 1),
     NormKind("in", "InstanceNorm", batch_statistics=False, image_statistics=True, per_channel=True,
-             groups=lambda spec, channels: channels, statistic_size=lambda spec, n, c, p: p, temporal_mode=True),
+             groups=lambda spec, channels: channels, temporal_mode=True),
     NormKind("gn", "GroupNorm", batch_statistics=False, image_statistics=True, per_channel=False,
-             groups=lambda spec, channels: spec.groups or default_groups(channels),
-             statistic_size=lambda spec, n, c, p: c // (spec.groups or default_groups(c)) * p, parameter="G (e.g. gn8)"),
+             groups=lambda spec, channels: spec.groups or default_groups(channels), parameter="G (e.g. gn8)"),
     NormKind("rms", "RMSNorm", batch_statistics=False, image_statistics=True, per_channel=False, groups=None,
              statistic_size=lambda spec, n, c, p: c * p),
-    # the first ceil(P % of each sample), as RMSNorm's forward takes them
     NormKind("prms", "partial RMSNorm", batch_statistics=False, image_statistics=True, per_channel=False, groups=None,
-             statistic_size=lambda spec, n, c, p: math.ceil(Fraction(str(spec.percent)) * c * p / 100),
+             statistic_size=lambda spec, n, c, p: partial_count(spec.percent, c * p),
              parameter="P (e.g. prms25)"),
     NormKind("none", "no normalization", batch_statistics=False, image_statistics=False, per_channel=False,
              groups=None),
@@ -122,5 +127,9 @@ def statistic_size(spec: str | NormSpec, batch: int, channels: int, positions: i
     `positions` positions per channel, at `batch` images (None: the kind computes none). BatchNorm's
     per-channel statistic over 2 images of a 1 x 1 map is 2 values; InstanceNorm's there is 1, always zero."""
     parsed = spec if isinstance(spec, NormSpec) else parse_spec(spec)
-    size = NORM_KINDS[parsed.kind].statistic_size
-    return None if size is None else size(parsed, batch, channels, positions)
+    kind = NORM_KINDS[parsed.kind]
+    if kind.statistic_size is not None:
+        return kind.statistic_size(parsed, batch, channels, positions)
+    if kind.groups is not None:
+        return channels // kind.groups(parsed, channels) * positions
+    return None

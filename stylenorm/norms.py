@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
-from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +42,7 @@ from stylenorm.norm_specs import (  # noqa: F401  (the backend's spec half, re-e
     default_groups,
     norm_kind,
     parse_spec,
+    partial_count,
     statistic_size,
 )
 
@@ -363,8 +363,7 @@ class RMSNorm(_PerChannelAffine):
             y = F.rms_norm(x, x.shape[1:], eps=self.eps)
         else:
             flat = x.flatten(1)
-            # Exact arithmetic: in floats 7 / 100 * 100 is 7.000000000000001, whose ceil is 8.
-            k = math.ceil(Fraction(str(self.percent)) * flat.shape[1] / 100)
+            k = partial_count(self.percent, flat.shape[1])
             ms = flat[:, :k].pow(2).mean(dim=1)
             y = x * torch.rsqrt(ms + self.eps).view((-1,) + (1,) * (x.dim() - 1))
         return self._affine(y)
@@ -437,8 +436,10 @@ def norm_layer_inputs(model: nn.Module, example: torch.Tensor) -> list[tuple[str
     return seen
 
 
-def smallest_statistic(spec: str, layers: list[tuple[str, tuple[int, ...]]], batch: int
-                       ) -> tuple[int, str, tuple[int, ...]] | None:
+Smallest = tuple[int, str, tuple[int, ...]]  # values, layer name, its input shape per image (C, *spatial)
+
+
+def smallest_statistic(spec: str, layers: list[tuple[str, tuple[int, ...]]], batch: int) -> Smallest | None:
     """(values, layer name, its input shape) of the statistic over the fewest values among `layers`
     (from norm_layer_inputs) at `batch` images; None where the spec computes no statistics."""
     sizes = [(size, name, shape) for name, shape in layers

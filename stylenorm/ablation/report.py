@@ -27,7 +27,7 @@ from stylenorm.ablation.presets import preset_dict
 from stylenorm.ablation.records import FINISHED, Grid, Table, collect, difference_interval, run_dir, run_name
 from stylenorm.ablation.tasks import TASKS, AblationTask, get_task
 from stylenorm.atomic import atomic_output
-from stylenorm.norms import norm_layer_inputs, smallest_statistic
+from stylenorm.norms import Smallest, norm_layer_inputs, smallest_statistic
 
 # One schema for every task, so that the CSVs of different tasks line up (a task leaves the
 # columns it does not measure empty); it holds every task's metrics (tests/test_ablation_grid.py).
@@ -284,8 +284,6 @@ def group_count_section(grid: Grid, task: AblationTask, table: Table, convergenc
 # Fewer values than this per statistic is flagged: a result there says more about the statistic than about the
 # norm (InstanceNorm over one value outputs its shift alone; BatchNorm over two maps any two values to -1 and +1).
 SMALL_STATISTIC = 16
-
-Smallest = tuple[int, str, tuple[int, ...]]  # values, layer, its input shape per image (C, *spatial)
 
 
 def statistic_sizes(grid: Grid, task: AblationTask, preset) -> dict[str, dict[int, Smallest]]:

@@ -193,6 +193,8 @@ Threads = Annotated[Optional[int], typer.Option("--threads", help=HELP_THREADS)]
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.", callback=_checked_device)]
 BenchDevice = Annotated[Optional[str], typer.Option(
     "--device", help="cpu, cuda or cuda:N; default: cpu, and cuda too when present.", callback=_checked_device)]
+
+
 def _writable_output(value: Path) -> Path:
     """A bench's table is checked writable while the command line is read: before minutes of measuring."""
     check_writable(value)
