@@ -74,10 +74,11 @@ def add_style_config(painting: str | os.PathLike, name: str, *, steps: int | Non
         styles=[str(painting)], data=str(data or DEMO_DIR), holdout=holdout, name=name, output=str(out),
         run_dir=str(runs), add_to=str(base_path), norm=card.get("norm", "in"),
         image_size=int(card.get("image_size", 256)), style_size=int(card.get("style_size", 512)),
+        photo_size=card.get("photo_size"),  # the scale the base network paints at
         # the base network's loss, layers and weights: its cards before `loss` existed were trained with 'relative'
         loss=card.get("loss", "relative"), style_scales=list(card.get("style_scales") or [1.0]),
         content_layer=card.get("content_layer"), style_layers=card.get("style_layers"),
-        content_weight=weights.get("content"), tv_weight=weights.get("tv"),
+        content_weight=weights.get("content"), tv_weight=weights.get("tv"), layout_weight=weights.get("layout", 0.0),
         style_weight=style_weight if style_weight is not None else weights.get("style"),
         steps=DEFAULT_STEPS if steps is None else steps, lr=DEFAULT_LR if lr is None else lr,
         vgg_weights=str(vgg_weights) if vgg_weights else None,

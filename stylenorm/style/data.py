@@ -56,9 +56,17 @@ def _resize_short_side(img: Image.Image, size: int) -> Image.Image:
     return img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
 
 
-def random_crop(img: Image.Image, size: int, generator: torch.Generator) -> torch.Tensor:
-    """Resize the short side to `size`, take a seeded random square crop, maybe flip."""
-    img = _resize_short_side(img, size)
+def _resize_long_side(img: Image.Image, long_side: int, min_short: int) -> Image.Image:
+    """Longest side to `long_side`, unless that makes the short side under `min_short`."""
+    w, h = img.size
+    scale = max(long_side / max(w, h), min_short / min(w, h))
+    return img.resize((max(min_short, round(w * scale)), max(min_short, round(h * scale))), Image.BICUBIC)
+
+
+def random_crop(img: Image.Image, size: int, generator: torch.Generator, photo_size: int | None = None) -> torch.Tensor:
+    """Resize the photo (short side to `size`, or with `photo_size` its long side to that), take a
+    seeded random square crop of `size`, maybe flip."""
+    img = _resize_short_side(img, size) if photo_size is None else _resize_long_side(img, photo_size, size)
     w, h = img.size
     x0 = int(torch.randint(0, w - size + 1, (1,), generator=generator))
     y0 = int(torch.randint(0, h - size + 1, (1,), generator=generator))
@@ -106,11 +114,12 @@ class ContentPhotos:
     def __len__(self) -> int:
         return len(self.files)
 
-    def batch(self, indices: torch.Tensor, size: int, seed: int, micro_step: int) -> torch.Tensor:
+    def batch(self, indices: torch.Tensor, size: int, seed: int, micro_step: int,
+              photo_size: int | None = None) -> torch.Tensor:
         crops = []
         for pos, idx in enumerate(indices.tolist()):
             g = torch.Generator().manual_seed((seed * 7_919 + micro_step) * 1_000 + pos)
-            crops.append(random_crop(self._decode(idx), size, g))
+            crops.append(random_crop(self._decode(idx), size, g, photo_size))
         return torch.stack(crops)
 
     def _decode(self, idx: int) -> Image.Image:

@@ -111,6 +111,7 @@ def card_facts(cfg: StyleTrainConfig, model: TransformerNet, *, step: int, num_p
         "images_per_style": step * cfg.grad_accum * cfg.batch_size * world,
         "image_size": cfg.image_size,
         "style_size": cfg.style_size,
+        **({"photo_size": cfg.photo_size} if cfg.photo_size else {}),
         "batch_size_per_style": cfg.batch_size * world * cfg.grad_accum,
         "loss": cfg.loss,
         "loss_weights": {"content": cfg.content_weight, "style": cfg.style_weight, "tv": cfg.tv_weight,
@@ -195,7 +196,7 @@ class StyleTask(TrainingTask):
         return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr), None
 
     def training_step(self, model, indices, micro_step):
-        content = self.photos.batch(indices, self.cfg.image_size, self.cfg.seed, micro_step).to(self.device)
+        content = self.photos.batch(indices, self.cfg.image_size, self.cfg.seed, micro_step, self.cfg.photo_size).to(self.device)
         # this process's share starts at a multiple of the batch, so local position j is style j % num_styles
         styles = (torch.arange(len(indices)) % len(self.cfg.styles)).to(self.device)
         out = model(content, styles + self.first_style if self.multi_style else None)

@@ -37,7 +37,8 @@ def check_config(cfg: StyleTrainConfig) -> None:
     if isinstance(cfg.styles, str):
         raise StylenormError(f"styles must be a list of paintings, got the string {cfg.styles!r}; write `styles: [{cfg.styles}]`")
     at_least = {"steps": (cfg.steps, 1), "batch_size": (cfg.batch_size, 1), "grad_accum": (cfg.grad_accum, 1),
-                "image_size": (cfg.image_size, 16), "style_size": (cfg.style_size, 16)}
+                "image_size": (cfg.image_size, 16), "style_size": (cfg.style_size, 16),
+                **({"photo_size": (cfg.photo_size, cfg.image_size)} if cfg.photo_size is not None else {})}
     for name, (value, low) in at_least.items():
         if value < low:
             raise StylenormError(f"--{name.replace('_', '-')} {value} is below {low}; pass at least {low}")

@@ -148,6 +148,21 @@ def base(tmp_path):
     return save_model(tmp_path / "base" / "styles.safetensors", {k: v.half() for k, v in net.state_dict().items()}, card)
 
 
+def test_add_style_trains_with_the_base_networks_recipe(tmp_path, tiny_data, base):
+    """A new style must be painted at the base network's scale and with its loss terms, or it
+    looks unlike the styles it is blended with (photo_size and the layout weight included)."""
+    from stylenorm.style.add_style import add_style_config
+
+    tensors, card = load_model(base)
+    card.update(photo_size=64, loss="gatys", loss_weights={"content": 5.0, "style": 1e6, "tv": 0.1, "layout": 0.1})
+    rebased = save_model(tmp_path / "rebased" / "styles.safetensors", tensors, card)
+    cfg = add_style_config(tiny_data["style_a"], "mine", base=rebased, output=tmp_path / "mine.safetensors")
+    assert (cfg.photo_size, cfg.image_size, cfg.style_size, cfg.loss) == (64, 32, 48, "gatys")
+    assert (cfg.content_weight, cfg.style_weight, cfg.tv_weight, cfg.layout_weight) == (5.0, 1e6, 0.1, 0.1)
+    plain = add_style_config(tiny_data["style_a"], "mine", base=base, output=tmp_path / "mine.safetensors")
+    assert plain.photo_size is None and plain.layout_weight == 0.0  # cards from before these existed
+
+
 def _add(run, tiny_vgg, tiny_data, base, *extra):
     return run("add-style", str(tiny_data["style_a"]), "--name", "mine", "--base", str(base), "--data",
                str(tiny_data["content"]), "--vgg-weights", str(tiny_vgg), *extra)

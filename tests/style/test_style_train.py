@@ -132,3 +132,29 @@ def test_a_frame_strip_along_a_paintings_edge_is_cropped_away(tmp_path):
     Image.fromarray(painting).save(tmp_path / "framed.png")
     for loaded in (load_style_image(tmp_path / "framed.png", 300), load_painting(tmp_path / "framed.png", 300)[0]):
         assert loaded[1].max() < 0.6 and loaded[1].min() > 0.4, "the strip must not reach the loss"
+
+
+def test_photo_size_crops_the_photo_at_the_scale_stylize_paints_it(tmp_path):
+    """Without photo_size a crop is most of the photo (short side = crop); with it the photo's long
+    side is photo_size first, so a 64 px crop of a 128 px-long photo spans half its width."""
+    from stylenorm.style.data import random_crop
+
+    ramp = np.tile(np.linspace(0, 255, 400).astype(np.uint8)[None, :, None], (300, 1, 3))  # 400 x 300
+    photo = Image.fromarray(ramp)
+    whole = random_crop(photo, 64, torch.Generator().manual_seed(0))
+    zoomed = random_crop(photo, 64, torch.Generator().manual_seed(0), photo_size=128)
+    span = lambda crop: float(crop[0].max() - crop[0].min())  # noqa: E731 - brightness range across the crop
+    assert whole.shape == zoomed.shape == (3, 64, 64)
+    assert span(whole) == pytest.approx(64 / 85, abs=0.04)  # 400 x 300 -> 85 x 64
+    assert span(zoomed) == pytest.approx(64 / 128, abs=0.04)
+    # a photo_size whose short side would fall under the crop keeps the short side at the crop size
+    tall = random_crop(photo.rotate(90, expand=True).resize((100, 400)), 64, torch.Generator().manual_seed(0), 96)
+    assert tall.shape == (3, 64, 64)
+
+
+def test_photo_size_is_recorded_and_checked(tiny_vgg, tiny_data, tmp_path):
+    with pytest.raises(StylenormError, match="--photo-size 16 is below 32"):
+        train_style(_cfg(tiny_vgg, tiny_data, tmp_path, photo_size=16))
+    weights = train_style(_cfg(tiny_vgg, tiny_data, tmp_path, photo_size=64))
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert card["photo_size"] == 64
