@@ -42,10 +42,11 @@ def test_card_carries_the_eval_style_scores():
     scores = card["eval"]["styles"]
     assert set(scores) == set(STYLES) and card["eval"]["photos"] >= 17
     for s in scores.values():
-        # the colours moved well toward the painting's (under 3/4 of the photo's own distance); the layout
-        # term keeps where the photo is light and dark without copying it; fine edges (faces, windows) kept
-        assert s["palette"] < 0.75 * s["photo_palette"]
-        assert 0.5 < s["structure_luma"] < 0.97 and s["structure_fine"] > 0.6 and s["strength"] > 0.7
+        # the colours moved well toward the painting's (under 3/4 of the photo's own distance) and the
+        # features well away from the photo's (strength), so it is no copy; the layout term keeps where the
+        # photo is light and dark (32 px luminance), and fine edges (faces, windows) are kept
+        assert s["palette"] < 0.75 * s["photo_palette"] and s["strength"] > 0.7
+        assert 0.5 < s["structure_luma"] < 0.995 and s["structure_fine"] > 0.6
 
 
 @pytest.fixture(scope="module")
