@@ -95,8 +95,8 @@ class StyleTrainConfig(LoopSettings):
     image_size: int = setting(256, help="Square training crop size.")
     style_size: int = setting(320, help="Longest side of the style images.")
     photo_size: int | None = setting(None, help="Longest side the photos are resized to before the crop (default: "
-                                                "short side to the crop size); stylize's working size paints at "
-                                                "the scale it trained at.")
+                                                "short side to the crop size); 512, stylize's working size, trains "
+                                                "at the scale stylize paints.")
     batch_size: int = setting(1, help="Photos per style per step (per process).")
     loss: str = setting("johnson", help=f"Style loss: {', '.join(LOSS_NAMES)} (style/loss_recipes.py); "
                                         "it sets the layers and the weights not given.")

@@ -50,23 +50,17 @@ def load_style_image(path: str | Path, longest: int) -> torch.Tensor:
     return to_tensor(np.asarray(resize_longest(crop_painting_border(load_rgb(path)), longest)))[0]
 
 
-def _resize_short_side(img: Image.Image, size: int) -> Image.Image:
+def _resize_for_crop(img: Image.Image, size: int, long_side: int | None = None) -> Image.Image:
+    """The short side to `size`, or the long side to `long_side` as long as the short side stays >= `size`."""
     w, h = img.size
-    scale = size / min(w, h)
+    scale = size / min(w, h) if long_side is None else max(long_side / max(w, h), size / min(w, h))
     return img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
-
-
-def _resize_long_side(img: Image.Image, long_side: int, min_short: int) -> Image.Image:
-    """Longest side to `long_side`, unless that makes the short side under `min_short`."""
-    w, h = img.size
-    scale = max(long_side / max(w, h), min_short / min(w, h))
-    return img.resize((max(min_short, round(w * scale)), max(min_short, round(h * scale))), Image.BICUBIC)
 
 
 def random_crop(img: Image.Image, size: int, generator: torch.Generator, photo_size: int | None = None) -> torch.Tensor:
     """Resize the photo (short side to `size`, or with `photo_size` its long side to that), take a
     seeded random square crop of `size`, maybe flip."""
-    img = _resize_short_side(img, size) if photo_size is None else _resize_long_side(img, photo_size, size)
+    img = _resize_for_crop(img, size, photo_size)
     w, h = img.size
     x0 = int(torch.randint(0, w - size + 1, (1,), generator=generator))
     y0 = int(torch.randint(0, h - size + 1, (1,), generator=generator))
@@ -78,7 +72,7 @@ def random_crop(img: Image.Image, size: int, generator: torch.Generator, photo_s
 
 def center_crop(path: str | Path, size: int) -> torch.Tensor:
     """Short side to `size`, then the central square: the same view of a photo every time."""
-    img = _resize_short_side(load_rgb(path), size)
+    img = _resize_for_crop(load_rgb(path), size)
     w, h = img.size
     x0, y0 = (w - size) // 2, (h - size) // 2
     return to_tensor(np.asarray(img.crop((x0, y0, x0 + size, y0 + size))))[0]
