@@ -20,6 +20,7 @@ import torch
 from stylenorm.checkpoints import read_card
 from stylenorm.style.data import center_crop, load_style_image
 from stylenorm.style.loss import LossWeights, PerceptualLoss, load_vgg
+from stylenorm.style.loss_recipes import loss_recipe
 from stylenorm.style.stylize import load_style_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,8 +38,10 @@ def main() -> None:
     vgg, _ = load_vgg(SHARED / "vgg16-caffe-hed.safetensors", "auto", layers)
     w = card["loss_weights"]
     paintings = [load_style_image(SHARED / "styles" / name, card["style_size"]) for name in card["style_images"]]
+    recipe = loss_recipe(card.get("loss", "relative"))  # cards before `loss` existed were trained with 'relative'
     loss = PerceptualLoss(vgg, paintings, card["style_layers"], card["content_layer"],
-                          LossWeights(w["content"], w["style"], w["tv"], w.get("layout", 0.0)))
+                          LossWeights(w["content"], w["style"], w["tv"], w.get("layout", 0.0)),
+                          relative_gram=recipe.relative_gram, normalized_features=recipe.normalized_features)
     photo = center_crop(photo_path, CROP).unsqueeze(0).contiguous()
     for index, name in enumerate(model.names):
         if chosen and name not in chosen:

@@ -209,6 +209,30 @@ class VGGFeatures(nn.Module):
             x = rgb01
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
+    def mean_activations(self) -> dict[str, float]:
+        """Each tapped layer's mean activation over the central 256 px of the bundled demo photos, computed once.
+
+        Gatys et al. normalised their VGG so that each filter's mean activation over ImageNet is one;
+        per layer here, from the photos every install has (on the project's 1000 training photos the
+        means differ from these by 10-30 %; per filter, four photos are too few).
+        """
+        key = (self.out_scale, next(self.parameters()).device)  # tests rescale the network
+        if getattr(self, "_mean_activations_key", None) != key:
+            from stylenorm.style.config import DEMO_DIR
+            from stylenorm.style.data import center_crop
+
+            device = next(self.parameters()).device
+            totals = dict.fromkeys(self.layers, 0.0)
+            photos = sorted(DEMO_DIR.glob("*.*"))
+            with torch.no_grad(), torch.autocast(device.type, enabled=False):
+                for path in photos:
+                    feats = self(center_crop(path, 256).unsqueeze(0).to(device))
+                    for name in self.layers:
+                        totals[name] += float(feats[name].mean()) / len(photos)
+            self._mean_activations = {name: max(mean, 1e-12) for name, mean in totals.items()}
+            self._mean_activations_key = key
+        return self._mean_activations
+
     def forward(self, rgb01: torch.Tensor, upto: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         wanted = set(upto if upto is not None else self.layers)
         last = max(LAYER_INDEX[n] for n in wanted)
@@ -243,6 +267,10 @@ class PerceptualLoss(nn.Module):
     painting resized by the same factor (1 = as given): at half scale the same layers
     see the painting's larger motifs.
 
+    `normalized_features`: every layer's features are divided by their mean activation on photos
+    (`VGGFeatures.mean_activations`), Gatys et al.'s normalised VGG, so that each layer's Gram error
+    is on the same footing whatever its activations' scale; the Gram errors stay absolute.
+
     `relative_gram`: each layer's Gram error is divided by the mean square of that style's
     target Gram and the layers are summed, so every layer counts alike. That was the first
     shipped networks' loss; it throws away what makes the shallow layers' Gram entries large,
@@ -252,7 +280,7 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, vgg: VGGFeatures, style_images: Sequence[torch.Tensor], style_layers: Sequence[str],
                  content_layer: str, weights: LossWeights, scales: Sequence[float] = (1.0,),
-                 relative_gram: bool = False) -> None:
+                 relative_gram: bool = False, normalized_features: bool = False) -> None:
         super().__init__()
         if not scales or any(not 0 < s <= 1 for s in scales):
             raise StylenormError(f"style scales must be in (0, 1], got {list(scales)}; e.g. [1.0, 0.5]")
@@ -262,13 +290,15 @@ class PerceptualLoss(nn.Module):
         self.weights = weights
         self.scales = [float(s) for s in scales]
         self.relative_gram = relative_gram
+        means = vgg.mean_activations() if normalized_features else {}
+        self.feature_scale = {name: 1.0 / mean for name, mean in means.items()}
         # one Gram target per (scale, layer): buffer gram_{k}_{i} is scale k, layer i
         for k, scale in enumerate(self.scales):
             grams: dict[str, list[torch.Tensor]] = {name: [] for name in self.style_layers}
             with torch.no_grad():
                 for img in style_images:
                     x = img.unsqueeze(0) if img.dim() == 3 else img
-                    feats = vgg(resize_by(x, scale), upto=self.style_layers)
+                    feats = self.features(resize_by(x, scale), self.style_layers)
                     for name in self.style_layers:
                         grams[name].append(gram_matrix(feats[name].float())[0])
             for i, name in enumerate(self.style_layers):
@@ -281,7 +311,12 @@ class PerceptualLoss(nn.Module):
     def from_recipe(cls, vgg: VGGFeatures, style_images: Sequence[torch.Tensor], recipe: LossRecipe,
                     weights: LossWeights | None = None, scales: Sequence[float] = (1.0,)) -> "PerceptualLoss":
         return cls(vgg, style_images, recipe.style_layers, recipe.content_layer, weights or recipe.weights, scales,
-                   recipe.relative_gram)
+                   recipe.relative_gram, recipe.normalized_features)
+
+    def features(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """The loss network's features at `layers`, normalised where the loss says so."""
+        feats = self.vgg(x, upto=layers)
+        return {name: f * self.feature_scale[name] for name, f in feats.items()} if self.feature_scale else feats
 
     def style_error(self, feats: dict[str, torch.Tensor], style_index: torch.Tensor, scale_index: int = 0) -> torch.Tensor:
         """Per-image style loss at one scale."""
@@ -294,13 +329,13 @@ class PerceptualLoss(nn.Module):
 
     def forward(self, output: torch.Tensor, content: torch.Tensor, style_index: torch.Tensor) -> dict[str, torch.Tensor]:
         layers = sorted(set(self.style_layers) | {self.content_layer}, key=LAYER_INDEX.get)
-        out_feats = self.vgg(output, upto=layers)
+        out_feats = self.features(output, layers)
         with torch.no_grad():
-            target = self.vgg(content, upto=[self.content_layer])[self.content_layer]
+            target = self.features(content, [self.content_layer])[self.content_layer]
         content_loss = F.mse_loss(out_feats[self.content_layer].float(), target.float())
         style_loss = output.new_zeros((), dtype=torch.float32)
         for k, scale in enumerate(self.scales):
-            feats = out_feats if scale == 1.0 else self.vgg(resize_by(output, scale), upto=self.style_layers)
+            feats = out_feats if scale == 1.0 else self.features(resize_by(output, scale), self.style_layers)
             # summed over layers (as before scales existed), averaged over scales
             style_loss = style_loss + self.style_error(feats, style_index, k).mean() / len(self.scales)
         tv_loss = total_variation(output.float())

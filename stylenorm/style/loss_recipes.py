@@ -32,17 +32,22 @@ class LossRecipe:
     weights: LossWeights
     relative_gram: bool  # each layer's Gram error divided by its target's power (the first shipped networks)
     about: str
+    # each layer's features divided by their mean activation on photos (Gatys et al.'s normalised VGG);
+    # without it a layer's Gram error scales with its activations to the 4th power, and VGG's deep
+    # layers, whose activations are ~25x weaker than relu1_1's, weigh ~10^5x less: no large motifs
+    normalized_features: bool = False
 
 
 # Gram matrices are divided by C*H*W in every recipe; "absolute" recipes take the mean squared
-# difference of those per layer, averaged over layers (Gatys et al.'s w_l = 1/L), so the shallow
-# layers, whose Gram entries are largest, carry the painting's palette and darks. Weights are for
-# features in torchvision's units (caffe ones are divided by CAFFE_FEATURE_SCALE).
+# difference of those per layer, averaged over layers (Gatys et al.'s w_l = 1/L). Weights are for
+# features in torchvision's units (caffe ones are divided by CAFFE_FEATURE_SCALE), or, with
+# normalized_features, in units of each layer's mean activation on photos.
 LOSS_RECIPES = {
     "gatys": LossRecipe(
         "gatys", ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), "relu4_2",
-        LossWeights(content=5.0, style=1e5, tv=0.0), False,
-        "Gatys et al. 2016: style Gram at relu1_1 ... relu5_1, content at relu4_2 (the optimisation mode's)"),
+        LossWeights(content=1.0, style=1e5, tv=0.0), False,
+        "Gatys et al. 2016: style Gram at relu1_1 ... relu5_1, content at relu4_2, on the normalised VGG "
+        "(the optimisation mode's)", normalized_features=True),
     "johnson": LossRecipe(
         "johnson", ("relu1_2", "relu2_2", "relu3_3", "relu4_3"), "relu2_2",
         LossWeights(content=1.0, style=1e6, tv=0.01), False,

@@ -168,8 +168,7 @@ class Objective:
             # PerceptualLoss holds the painting's Gram targets per scale and the Gram error
             self.loss = PerceptualLoss.from_recipe(vgg, [painting], recipe, self.weights, opts.style_scales)
             with torch.no_grad():
-                self.content_target = vgg(_channels_last(photo), upto=[recipe.content_layer])[recipe.content_layer].float()
-        self.vgg = vgg
+                self.content_target = self.loss.features(_channels_last(photo), [recipe.content_layer])[recipe.content_layer].float()
         self.content_layer = recipe.content_layer
         self.style_layers = list(recipe.style_layers)
         self.layers = sorted(set(self.style_layers) | {self.content_layer}, key=LAYER_INDEX.get)
@@ -180,11 +179,11 @@ class Objective:
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         with self._autocast():
-            feats = self.vgg(_channels_last(x), upto=self.layers)
+            feats = self.loss.features(_channels_last(x), self.layers)
             content = F.mse_loss(feats[self.content_layer].float(), self.content_target)
             style = x.new_zeros((), dtype=torch.float32)
             for k, scale in enumerate(self.loss.scales):
-                f = feats if scale == 1.0 else self.vgg(_channels_last(resize_by(x, scale)), upto=self.style_layers)
+                f = feats if scale == 1.0 else self.loss.features(_channels_last(resize_by(x, scale)), self.style_layers)
                 style = style + self.loss.style_error(f, self.index, k).mean() / len(self.loss.scales)
         tv = total_variation(x.float())
         w = self.weights

@@ -140,21 +140,30 @@ def test_relative_gram_counts_every_layer_alike_whatever_its_scale(tiny_vgg):
 def test_gatys_and_johnson_losses_are_the_papers_layers_and_absolute_gram_errors(tiny_vgg):
     gatys, johnson = loss_recipe("gatys"), loss_recipe("johnson")
     assert gatys.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-    assert gatys.content_layer == "relu4_2" and not gatys.relative_gram
+    assert gatys.content_layer == "relu4_2" and not gatys.relative_gram and gatys.normalized_features
     assert johnson.style_layers == ("relu1_2", "relu2_2", "relu3_3", "relu4_3") and not johnson.relative_gram
-    # the style term is the mean over layers of the mean squared difference of Gram / (C*H*W)
+    # the style term is the mean over layers of the mean squared difference of Gram / (C*H*W), with
+    # Gatys et al.'s features in units of each layer's mean activation on photos
     vgg, _ = load_vgg(tiny_vgg, layers=tuple(LAYER_INDEX))
     style, output = torch.rand(1, 3, 48, 48), torch.rand(1, 3, 48, 48)
-    loss = PerceptualLoss.from_recipe(vgg, [style[0]], gatys)
+    means = vgg.mean_activations()
     fo, fs = vgg(output), vgg(style)
-    expected = sum(F.mse_loss(gram_matrix(fo[k]), gram_matrix(fs[k])) for k in gatys.style_layers) / 5
-    got = loss(output, output, torch.tensor([0]))["style"]
+    expected = sum(F.mse_loss(gram_matrix(fo[k] / means[k]), gram_matrix(fs[k] / means[k])) for k in gatys.style_layers) / 5
+    got = PerceptualLoss.from_recipe(vgg, [style[0]], gatys)(output, output, torch.tensor([0]))["style"]
     assert got.item() == pytest.approx(expected.item(), rel=1e-4)
-    # absolute errors keep what the relative ones divide away: a layer with 10x the activations
-    # weighs 10^4x as much, which is what lets the shallow layers carry the palette
-    vgg.out_scale *= 10
+    plain = PerceptualLoss.from_recipe(vgg, [style[0]], johnson)(output, output, torch.tensor([0]))["style"]
+    # one layer's activations 10x larger (relu5_1: its conv scaled): the normalised loss is unchanged,
+    # the plain absolute one (johnson's) weighs that layer 10^4x more
+    conv = vgg.trunk[LAYER_INDEX["relu5_1"] - 1]
+    with torch.no_grad():
+        conv.weight *= 10
+        conv.bias *= 10
+    vgg._mean_activations_key = None  # the network changed under the cache
     assert PerceptualLoss.from_recipe(vgg, [style[0]], gatys)(output, output, torch.tensor([0]))["style"].item() \
-        == pytest.approx(got.item() * 1e4, rel=1e-3)
+        == pytest.approx(got.item(), rel=1e-3)
+    vgg.out_scale *= 10  # every layer 10x: johnson's absolute errors grow 10^4x (the shallow layers carry the palette)
+    assert PerceptualLoss.from_recipe(vgg, [style[0]], johnson)(output, output, torch.tensor([0]))["style"].item() \
+        == pytest.approx(plain.item() * 1e4, rel=1e-3)
 
 
 def test_unknown_loss_names_the_valid_ones():
