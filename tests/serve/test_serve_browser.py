@@ -290,8 +290,12 @@ def test_a_painting_added_as_a_style_appears_in_the_style_lists(page, tmp_path, 
     page.locator("#painting input[type=file]").set_input_files(str(_painting(tmp_path)))
     expect(page.locator("#painting")).to_contain_text("painting", timeout=30_000)
     page.get_by_text("Add this painting as a style").click()
-    page.locator("#new-style-name textarea, #new-style-name input").first.fill("noise_art")
+    # the accordion mounts its fields as it opens: a name typed before they settle was lost once (CI)
+    expect(page.locator("#add-style")).to_be_visible()
+    name = page.locator("#new-style-name textarea, #new-style-name input").first
     _set_number(page, "#new-style-steps", "1")
+    name.fill("noise_art")
+    expect(name).to_have_value("noise_art")
     page.click("#add-style")
     expect(page.locator("#add-style-info")).to_contain_text("Added the style noise_art", timeout=RESULT_TIMEOUT_MS)
     page.get_by_role("tab", name="Stylize").click()
