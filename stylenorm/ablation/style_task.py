@@ -55,9 +55,9 @@ def run_style(preset: StylePreset, norm: str, batch_size: int, seed: int, run_di
     vgg, _ = load_vgg(vgg_weights, cfg.vgg_format, sorted(set(cfg.style_layers) | {cfg.content_layer}))
     style = load_style_image(style_image, cfg.style_size)
     weights_ = LossWeights(cfg.content_weight, cfg.style_weight, cfg.tv_weight)
+    recipe = loss_recipe(cfg.loss)
     loss_fn = PerceptualLoss(vgg, [style], cfg.style_layers, cfg.content_layer, weights_,
-                             relative_gram=loss_recipe(cfg.loss).relative_gram,
-                             normalized_features=loss_recipe(cfg.loss).normalized_features).to(device)
+                             relative_gram=recipe.relative_gram, normalized_features=recipe.normalized_features).to(device)
     net = TransformerNet(norm, 1)
     state_dict, _ = load_model(weights)
     load_into(net, state_dict, weights)

@@ -163,10 +163,11 @@ class StyleTask(TrainingTask):
         self.device, self.world = device, world
         self.photos = ContentPhotos(cfg.data, cfg.holdout)
         vgg, self.vgg_source = load_vgg(cfg.vgg_weights, cfg.vgg_format, sorted(set(cfg.style_layers) | {cfg.content_layer}))
+        recipe = loss_recipe(cfg.loss)  # its Gram flags; layers and weights may be overridden in cfg
         self.loss_fn = PerceptualLoss(
             vgg, [load_style_image(s, cfg.style_size) for s in cfg.styles], cfg.style_layers, cfg.content_layer,
             LossWeights(cfg.content_weight, cfg.style_weight, cfg.tv_weight, cfg.layout_weight), cfg.style_scales,
-            loss_recipe(cfg.loss).relative_gram, loss_recipe(cfg.loss).normalized_features,
+            recipe.relative_gram, recipe.normalized_features,
         ).to(device)
         self.preview_photos = [to_tensor(np.asarray(resize_longest(load_rgb(p), cfg.preview_size)))
                                for p in cfg.preview_images if Path(p).is_file()]
